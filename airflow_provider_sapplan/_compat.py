@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from packaging.version import Version
-
 from airflow import __version__ as AIRFLOW_VERSION
+from packaging.version import Version
 
 AIRFLOW_V_3_0_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
 AIRFLOW_V_3_3_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.3.0")
@@ -39,7 +38,7 @@ else:  # Airflow 2.11
     from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (same path on 2.11 and 3.x)
 
 if AIRFLOW_V_3_3_PLUS:
     from airflow.sdk import ResumableJobMixin
@@ -48,11 +47,19 @@ else:
     class ResumableJobMixin:  # type: ignore[no-redef]
         """Stand-in for Airflow 3.3's durable-execution mixin: older Airflow always submits anew."""
 
-        durable = False
+        external_id_key = "remote_job_id"
 
         def __init__(self, *, durable: bool = True, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.durable = False
+            self.durable = durable
+
+        def execute_resumable(self, context: Any) -> Any:
+            if self.durable:
+                self.log.info(  # type: ignore[attr-defined]
+                    "Durable reconnect needs Airflow 3.3+: this run submits a new remote job."
+                )
+            external_id = self.submit_job(context)  # type: ignore[attr-defined]
+            return self.poll_until_complete(external_id, context)  # type: ignore[attr-defined]
 
 
 if TYPE_CHECKING:
@@ -91,8 +98,7 @@ def connection_extras(conn: Any) -> dict[str, Any]:
         from airflow_provider_sapplan.exceptions import ConnectionConfigError
 
         raise ConnectionConfigError(
-            f"Connection {conn.conn_id!r}: the Extra field is not valid JSON ({err}). "
-            "Fix it in Admin > Connections."
+            f"Connection {conn.conn_id!r}: the Extra field is not valid JSON ({err}). Fix it in Admin > Connections."
         ) from None
     return parsed if isinstance(parsed, dict) else {}
 

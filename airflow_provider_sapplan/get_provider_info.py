@@ -64,8 +64,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-sapplan",
         "name": "SAP planning and integration (Anaplan, SAP BTP, SAC, DI, CPI)",
-        "description": "Hooks, operators, sensors and triggers for Anaplan and SAP planning and "
-        "integration platforms.",
+        "description": "Hooks, operators, sensors and triggers for Anaplan and SAP planning and integration platforms.",
         "versions": [__version__],
         "integrations": [
             {

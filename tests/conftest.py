@@ -43,6 +43,11 @@ def anaplan_conn(monkeypatch: pytest.MonkeyPatch) -> str:
         conn_type="anaplan",
         login="user@example.com",
         password="s3cret-pass",
-        extra={"auth_url": ANAPLAN_AUTH, "api_url": ANAPLAN_API, "workspace_id": WORKSPACE, "model_id": MODEL},
+        extra={
+            "auth_url": ANAPLAN_AUTH,
+            "api_url": ANAPLAN_API,
+            "workspace_id": WORKSPACE,
+            "model_id": MODEL,
+        },
     )
     return "anaplan_default"

@@ -61,7 +61,7 @@ class PlatformHook(BaseHook):
         """Turn a connection into a client configuration; raise ConnectionConfigError when unusable."""
         raise NotImplementedError
 
-    def remember_connection(self, conn: Any, extras: dict[str, Any]) -> None:  # noqa: B027
+    def remember_connection(self, conn: Any, extras: dict[str, Any]) -> None:
         """Hook for subclasses to keep connection defaults (workspace, model, ...)."""
 
     # Sync path (workers) -----------------------------------------------------------------------

@@ -112,8 +112,7 @@ def is_unsent_connection_error(exc: BaseException) -> bool:
         inner = getattr(reason, "reason", reason)
         text = f"{type(inner).__name__} {inner}"
         return any(
-            marker in text
-            for marker in ("NewConnectionError", "Connection refused", "NameResolutionError", "Errno -2")
+            marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolutionError", "Errno -2")
         )
     return False
 

@@ -39,7 +39,11 @@ class StatusTable:
     ) -> None:
         self.platform = platform
         self._table: dict[str, Outcome] = {}
-        for values, outcome in ((running, Outcome.RUNNING), (succeeded, Outcome.SUCCEEDED), (failed, Outcome.FAILED)):
+        for values, outcome in (
+            (running, Outcome.RUNNING),
+            (succeeded, Outcome.SUCCEEDED),
+            (failed, Outcome.FAILED),
+        ):
             for value in values:
                 self._table[value.upper()] = outcome
         self._warned: set[str] = set()

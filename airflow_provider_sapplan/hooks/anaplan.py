@@ -301,13 +301,18 @@ class AnaplanHook(PlatformHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextAreaFieldWidget, BS3TextFieldWidget
+        from flask_appbuilder.fieldwidgets import (
+            BS3PasswordFieldWidget,
+            BS3TextAreaFieldWidget,
+            BS3TextFieldWidget,
+        )
         from flask_babel import lazy_gettext
         from wtforms import PasswordField, SelectField, StringField, TextAreaField
 
         return {
             "auth_type": SelectField(
-                lazy_gettext("Authentication"), choices=[("basic", "Basic"), ("certificate", "CA certificate")],
+                lazy_gettext("Authentication"),
+                choices=[("basic", "Basic"), ("certificate", "CA certificate")],
                 default="basic",
             ),
             "certificate": TextAreaField(lazy_gettext("Certificate (PEM)"), widget=BS3TextAreaFieldWidget()),
@@ -388,8 +393,10 @@ class AnaplanHook(PlatformHook):
             f"Connection {conn_id!r}: auth_type must be 'basic' or 'certificate', got {auth_type!r}."
         )
 
-    def _model_path(self, workspace_id: str | None, model_id: str | None) -> str:
-        self.get_conn()
+    def model_ids(self, workspace_id: str | None = None, model_id: str | None = None) -> tuple[str, str]:
+        """The workspace and model to use: given here, else the hook's, else the connection's."""
+        if self._config is None:
+            self.get_conn()
         workspace = workspace_id or self._workspace_id or self._default_workspace
         model = model_id or self._model_id or self._default_model
         if not workspace or not model:
@@ -398,17 +405,15 @@ class AnaplanHook(PlatformHook):
                 f"No Anaplan {missing} given: pass it to the task, or set it in the extras of connection "
                 f"{self.conn_id!r}."
             )
+        return workspace, model
+
+    def _model_path(self, workspace_id: str | None, model_id: str | None) -> str:
+        workspace, model = self.model_ids(workspace_id, model_id)
         return f"workspaces/{workspace}/models/{model}"
 
     async def _amodel_path(self, workspace_id: str | None, model_id: str | None) -> str:
-        await self.aget_client()
-        workspace = workspace_id or self._workspace_id or self._default_workspace
-        model = model_id or self._model_id or self._default_model
-        if not workspace or not model:
-            raise ConnectionConfigError(
-                f"No Anaplan workspace_id/model_id given and none set on connection {self.conn_id!r}."
-            )
-        return f"workspaces/{workspace}/models/{model}"
+        await self.aget_client()  # loads the connection's defaults without blocking the loop
+        return self._model_path(workspace_id, model_id)
 
     def check_connection(self) -> str:
         payload = self.client.get_json("workspaces", params={"limit": 1})
@@ -459,9 +464,7 @@ class AnaplanHook(PlatformHook):
     def list_actions(self, workspace_id: str | None = None, model_id: str | None = None) -> list[dict]:
         return self.list_objects("actions", workspace_id, model_id)
 
-    def resolve_id(
-        self, kind: str, name: str, workspace_id: str | None = None, model_id: str | None = None
-    ) -> str:
+    def resolve_id(self, kind: str, name: str, workspace_id: str | None = None, model_id: str | None = None) -> str:
         """The id of the one object of ``kind`` named exactly ``name``; errors list the candidates."""
         objects = self.list_objects(kind, workspace_id, model_id)
         matches = [obj for obj in objects if obj.get("name") == name]
@@ -724,7 +727,12 @@ class AnaplanHook(PlatformHook):
         if declared == -1:
             self.client.post_json(f"{file_path}/complete", json={"id": str(file_id), "chunkCount": count})
         log.info("Uploaded %s bytes to Anaplan file %s in %d chunk(s).", total, file_id, count)
-        return {"file_id": str(file_id), "chunk_count": count, "bytes": total, "bytes_sent": uploaded.bytes_sent}
+        return {
+            "file_id": str(file_id),
+            "chunk_count": count,
+            "bytes": total,
+            "bytes_sent": uploaded.bytes_sent,
+        }
 
     def download_file(
         self,
@@ -743,8 +751,19 @@ class AnaplanHook(PlatformHook):
                 for piece in self.client.stream_bytes(f"{file_path}/chunks/{chunk['id']}"):
                     sink.write(piece)
                     total += len(piece)
-        log.info("Downloaded Anaplan file %s (%d bytes, %d chunk(s)) to %s.", file_id, total, len(chunks), destination)
-        return {"file_id": str(file_id), "chunk_count": len(chunks), "bytes": total, "destination": str(destination)}
+        log.info(
+            "Downloaded Anaplan file %s (%d bytes, %d chunk(s)) to %s.",
+            file_id,
+            total,
+            len(chunks),
+            destination,
+        )
+        return {
+            "file_id": str(file_id),
+            "chunk_count": len(chunks),
+            "bytes": total,
+            "destination": str(destination),
+        }
 
 
 def task_request_body(locale: str, mapping_parameters: Mapping[str, str] | None) -> dict[str, Any]:
@@ -752,9 +771,7 @@ def task_request_body(locale: str, mapping_parameters: Mapping[str, str] | None)
     body: dict[str, Any] = {"localeName": locale or "en_US"}
     if mapping_parameters:
         if not isinstance(mapping_parameters, Mapping):
-            raise SapplanError(
-                "mapping_parameters must be a dict such as {'Version': 'Actual'}.", platform="Anaplan"
-            )
+            raise SapplanError("mapping_parameters must be a dict such as {'Version': 'Actual'}.", platform="Anaplan")
         body["mappingParameters"] = [
             {"entityType": str(entity_type), "entityName": str(entity_name)}
             for entity_type, entity_name in mapping_parameters.items()

@@ -142,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: Any) -> None:
         """Log requests to stderr only in verbose mode."""
         if self.server.sandbox.verbose:
             super().log_message(format, *args)
@@ -202,7 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
-            response = Response.json({"status": {"code": 500, "message": f"sandbox error: {exc!r}"}}, status=500)
+            response = Response.json(
+                {"status": {"code": 500, "message": f"sandbox error: {exc!r}"}}, status=500
+            )
         status: int | None = None
         try:
             try:
@@ -402,7 +404,9 @@ class SandboxServer:
         if mount is not None and mount.control:
             return self._run(mount, route, allowed, request), None, False
 
-        self.stats.record_request(request.route, mount.platform if mount else None, bool(mount and mount.auth_endpoint))
+        self.stats.record_request(
+            request.route, mount.platform if mount else None, bool(mount and mount.auth_endpoint)
+        )
         rule = self.faults.match(request.method, request.path)
         fault_id = rule.id if rule else None
         if rule is not None:
@@ -412,7 +416,9 @@ class SandboxServer:
             if injected is not None:
                 return injected, fault_id, True
         if mount is None:
-            body = {"status": {"code": 404, "message": f"Not Found: no sandbox platform serves {request.path}"}}
+            body = {
+                "status": {"code": 404, "message": f"Not Found: no sandbox platform serves {request.path}"}
+            }
             return Response.json(body, status=404), fault_id, True
         return self._run(mount, route, allowed, request), fault_id, True
 
@@ -426,7 +432,9 @@ class SandboxServer:
                     return denied
             if route is None:
                 if allowed:
-                    response = mount.errors(request, 405, f"Method {request.method} not allowed for {request.path}")
+                    response = mount.errors(
+                        request, 405, f"Method {request.method} not allowed for {request.path}"
+                    )
                     response.headers["Allow"] = ", ".join(allowed)
                     return response
                 return mount.errors(request, 404, f"Not Found: {request.path}")

@@ -60,7 +60,10 @@ def hook(anaplan_conn: str, requests_mock: Any, sleeps: list[float]) -> AnaplanH
 
 
 def files_payload(*files: dict[str, Any]) -> dict[str, Any]:
-    return {"meta": {"paging": {"currentPageSize": len(files), "offset": 0, "totalSize": len(files)}}, "files": list(files)}
+    return {
+        "meta": {"paging": {"currentPageSize": len(files), "offset": 0, "totalSize": len(files)}},
+        "files": list(files),
+    }
 
 
 # -- auth ---------------------------------------------------------------------------------------
@@ -154,8 +157,13 @@ def test_certificate_auth_v2_payload(monkeypatch: pytest.MonkeyPatch, requests_m
 
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
@@ -163,9 +171,16 @@ def test_certificate_auth_v2_payload(monkeypatch: pytest.MonkeyPatch, requests_m
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     set_connection(
-        monkeypatch, "anaplan_cert", conn_type="anaplan",
-        extra={"auth_type": "certificate", "certificate": cert_pem, "private_key": key_pem,
-               "auth_url": ANAPLAN_AUTH, "api_url": ANAPLAN_API},
+        monkeypatch,
+        "anaplan_cert",
+        conn_type="anaplan",
+        extra={
+            "auth_type": "certificate",
+            "certificate": cert_pem,
+            "private_key": key_pem,
+            "auth_url": ANAPLAN_AUTH,
+            "api_url": ANAPLAN_API,
+        },
     )
     requests_mock.post(AUTH_URL, json=token_body())
     requests_mock.get(f"{ANAPLAN_API}/workspaces", json={"workspaces": []})
@@ -229,7 +244,10 @@ def test_503_backs_off_exponentially_then_succeeds(hook: AnaplanHook, requests_m
 def test_connection_reset_is_retried_for_reads(hook: AnaplanHook, requests_mock: Any, sleeps: list[float]) -> None:
     requests_mock.get(
         f"{ANAPLAN_API}/workspaces",
-        [{"exc": requests.exceptions.ConnectionError("Connection reset by peer")}, {"json": {"workspaces": []}}],
+        [
+            {"exc": requests.exceptions.ConnectionError("Connection reset by peer")},
+            {"json": {"workspaces": []}},
+        ],
     )
     assert hook.list_workspaces() == []
     assert len(sleeps) == 1
@@ -453,7 +471,9 @@ def test_failed_download_leaves_no_partial_file(hook: AnaplanHook, requests_mock
 def test_import_dump_is_read_by_chunks(hook: AnaplanHook, requests_mock: Any, tmp_path: Path) -> None:
     base = f"{MODEL_URL}/imports/112000000001/tasks/T1/dump"
     requests_mock.get(f"{base}/chunks", json={"chunks": [{"id": "0"}, {"id": "1"}]})
-    requests_mock.get(f"{base}/chunks/0", content=b'"_Status_","Region"\n"E","X"\n', headers={"Content-Type": "text/csv"})
+    requests_mock.get(
+        f"{base}/chunks/0", content=b'"_Status_","Region"\n"E","X"\n', headers={"Content-Type": "text/csv"}
+    )
     requests_mock.get(f"{base}/chunks/1", content=b'"E","Y"\n', headers={"Content-Type": "text/csv"})
     assert hook.dump_head("import", "112000000001", "T1", max_lines=2) == ['"_Status_","Region"', '"E","X"']
     assert hook.save_dump(tmp_path / "d.csv", "import", "112000000001", "T1") == 36

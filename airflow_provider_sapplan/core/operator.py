@@ -1,0 +1,216 @@
+"""The shape every "start remote work, then wait" operator shares, written once.
+
+A platform operator implements :class:`RemoteJobOperator`'s small platform API (submit, fetch,
+classify, cancel, build its trigger, turn a finished job into a result or an error). This base
+class owns the rest:
+
+* the job reference is pushed to XCom before any waiting;
+* waiting polls in the worker, or (``deferrable``) checks once and defers with no framework
+  timeout; the trigger enforces the wall-clock deadline itself;
+* on Airflow 3.3+ the non-deferrable path is durable (``ResumableJobMixin``): a retry reconnects
+  to the job it already started instead of starting a second one;
+* ``on_kill`` and a timed-out wait cancel the remote job (best effort) when ``cancel_on_kill``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from airflow_provider_sapplan._compat import (
+    BaseOperator,
+    BaseTrigger,
+    ResumableJobMixin,
+    default_deferrable,
+)
+from airflow_provider_sapplan.core.status import Outcome
+from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
+from airflow_provider_sapplan.core.waiting import PollSchedule, deadline_after, seconds
+from airflow_provider_sapplan.exceptions import NotFoundError, RemoteJobTimeoutError, SapplanError
+
+NOT_FOUND = "not_found"
+
+
+class RemoteJobOperator(ResumableJobMixin, BaseOperator):
+    """Base for operators that start one remote job and (optionally) wait for it.
+
+    :param wait_for_completion: wait for the job to end; otherwise return right after starting it.
+    :param deferrable: wait in the triggerer instead of the worker (default from
+        ``[operators] default_deferrable``).
+    :param poll_interval: first interval between status checks, in seconds (at least 5; grows
+        towards ``max_poll_interval``).
+    :param max_poll_interval: cap for the growing interval, in seconds.
+    :param timeout: overall wait deadline (seconds or timedelta); None waits as long as the task may run.
+    :param cancel_on_kill: cancel the remote job when the task is killed or its wait times out.
+    :param durable: on Airflow 3.3+, reconnect to the job already started when the task is retried.
+    """
+
+    xcom_ref_key: str = "remote_job"
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = 10.0,
+        max_poll_interval: float = 60.0,
+        timeout: float | timedelta | None = None,
+        cancel_on_kill: bool = True,
+        durable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(durable=durable, **kwargs)
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval)
+        self.timeout = seconds(timeout)
+        self.cancel_on_kill = cancel_on_kill
+        self._ref: dict[str, Any] | None = None
+        self._deadline: float | None = None
+
+    # -- platform API ------------------------------------------------------------------------------
+
+    def submit(self, context: Any) -> dict[str, Any]:
+        """Start the remote job; return its JSON reference (ids only)."""
+        raise NotImplementedError
+
+    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
+        """The job's current status document."""
+        raise NotImplementedError
+
+    def outcome(self, status: dict[str, Any]) -> Outcome:
+        raise NotImplementedError
+
+    def raw_state(self, status: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def cancel(self, ref: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> BaseTrigger:
+        raise NotImplementedError
+
+    def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
+        """The task's return value (XCom) for a job that succeeded."""
+        raise NotImplementedError
+
+    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
+        """Raise the error for a job that ended unsuccessfully."""
+        raise NotImplementedError
+
+    def extra_xcom(self, ref: dict[str, Any]) -> dict[str, Any]:
+        """More XCom values to push with the reference (a UI link, ...)."""
+        return {}
+
+    def not_waiting_result(self, ref: dict[str, Any]) -> Any:
+        return ref
+
+    # -- execution -------------------------------------------------------------------------------
+
+    def execute(self, context: Any) -> Any:
+        self._deadline = deadline_after(self.timeout)
+        if not self.wait_for_completion:
+            return self.not_waiting_result(self.submit_job(context))
+        if self.deferrable:
+            ref = self.submit_job(context)
+            status = self.fetch(ref)
+            if self.outcome(status).is_terminal:
+                return self._finish(ref, status, context)
+            self.defer(
+                trigger=self.make_trigger(ref, self._deadline),
+                method_name="execute_complete",
+                timeout=None,
+            )
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Any) -> dict[str, Any]:
+        ref = self.submit(context)
+        self._ref = ref
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is not None:
+            ti.xcom_push(key=self.xcom_ref_key, value=ref)
+            for key, value in self.extra_xcom(ref).items():
+                ti.xcom_push(key=key, value=value)
+        self.log.info("Started %s", ref)
+        return ref
+
+    # ResumableJobMixin (Airflow 3.3+): statuses are "<outcome>:<raw state>" strings.
+
+    def get_job_status(self, external_id: Any, context: Any) -> str:
+        try:
+            status = self.fetch(external_id)
+        except NotFoundError:
+            return f"{NOT_FOUND}:"
+        return f"{self.outcome(status).value}:{self.raw_state(status)}"
+
+    def is_job_active(self, status: str) -> bool:
+        return status.startswith(f"{Outcome.RUNNING.value}:")
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status.startswith(f"{Outcome.SUCCEEDED.value}:")
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+        self._ref = external_id
+        schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
+        while True:
+            status = self.fetch(external_id)
+            if self.outcome(status).is_terminal:
+                return self._finish(external_id, status, context)
+            now = time.time()
+            if self._deadline is not None and now >= self._deadline:
+                self._timed_out(external_id, self.raw_state(status))
+            wait = schedule.next_interval()
+            if self._deadline is not None:
+                wait = max(0.0, min(wait, self._deadline - now))
+            self.log.info("%s is %s; checking again in %.0fs.", external_id, self.raw_state(status), wait)
+            time.sleep(wait)
+
+    def get_job_result(self, external_id: Any, context: Any) -> Any:
+        return self._finish(external_id, self.fetch(external_id), context)
+
+    def _finish(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
+        if self.outcome(status) is Outcome.SUCCEEDED:
+            return self.succeeded(ref, status, context)
+        self.failed(ref, status, context)
+
+    def _timed_out(self, ref: dict[str, Any], raw_state: str | None) -> NoReturn:
+        if self.cancel_on_kill:
+            self._cancel_quietly(ref)
+        raise RemoteJobTimeoutError(
+            f"{ref} was still {raw_state} after the {self.timeout:.0f}s timeout"
+            f"{'; it was cancelled' if self.cancel_on_kill else ''}.",
+            details={"ref": ref, "raw_state": raw_state},
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired; validates the event instead of trusting it."""
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise SapplanError(
+                f"{self.task_id} resumed with an unexpected trigger event {event!r}; the triggerer and "
+                "worker may run different provider versions."
+            )
+        ref = event.get("ref") or {}
+        self._ref = ref
+        status = event["status"]
+        if status in ("success", "failed"):
+            return self._finish(ref, event.get("result") or {}, context)
+        if status == "timeout":
+            self._timed_out(ref, event.get("raw_state"))
+        raise SapplanError(
+            f"Waiting on {ref} failed in the triggerer: {event.get('message')}",
+            details={"ref": ref, "raw_state": event.get("raw_state")},
+        )
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self._ref:
+            self._cancel_quietly(self._ref)
+
+    def _cancel_quietly(self, ref: dict[str, Any]) -> None:
+        try:
+            self.cancel(ref)
+            self.log.info("Cancelled %s.", ref)
+        except Exception:
+            self.log.warning("Could not cancel %s.", ref, exc_info=True)

@@ -1,0 +1,84 @@
+"""The shape every "wait on remote work started elsewhere" sensor shares, written once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from airflow_provider_sapplan._compat import BaseSensorOperator, BaseTrigger, default_deferrable
+from airflow_provider_sapplan.core.status import Outcome
+from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
+from airflow_provider_sapplan.core.waiting import MIN_POLL_INTERVAL, deadline_after
+from airflow_provider_sapplan.exceptions import RemoteJobTimeoutError, SapplanError
+
+
+class RemoteJobSensor(BaseSensorOperator):
+    """Pokes (or defers on) one remote job; succeeds when it succeeds, fails when it fails.
+
+    Subclasses provide :meth:`job_ref`, :meth:`fetch`, :meth:`outcome`, :meth:`raw_state`,
+    :meth:`make_trigger`, :meth:`succeeded` and :meth:`failed`.
+    """
+
+    def __init__(
+        self, *, deferrable: bool | None = None, poke_interval: float | timedelta = 30.0, **kwargs: Any
+    ) -> None:
+        if isinstance(poke_interval, timedelta):
+            poke_interval = poke_interval.total_seconds()
+        super().__init__(poke_interval=max(float(poke_interval), MIN_POLL_INTERVAL), **kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._last_status: dict[str, Any] | None = None
+
+    def job_ref(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def outcome(self, status: dict[str, Any]) -> Outcome:
+        raise NotImplementedError
+
+    def raw_state(self, status: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> BaseTrigger:
+        raise NotImplementedError
+
+    def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
+        return status
+
+    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
+        raise NotImplementedError
+
+    def poke(self, context: Any) -> bool:
+        ref = self.job_ref()
+        status = self.fetch(ref)
+        self._last_status = status
+        outcome = self.outcome(status)
+        if outcome is Outcome.FAILED:
+            self.failed(ref, status, context)
+        self.log.info("%s is %s.", ref, self.raw_state(status))
+        return outcome is Outcome.SUCCEEDED
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            super().execute(context)
+            return self.succeeded(self.job_ref(), self._last_status or {}, context)
+        if self.poke(context):
+            return self.succeeded(self.job_ref(), self._last_status or {}, context)
+        self.defer(
+            trigger=self.make_trigger(self.job_ref(), deadline_after(self.timeout)),
+            method_name="execute_complete",
+            timeout=None,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise SapplanError(f"{self.task_id} resumed with an unexpected trigger event {event!r}.")
+        ref = event.get("ref") or self.job_ref()
+        if event["status"] == "success":
+            return self.succeeded(ref, event.get("result") or {}, context)
+        if event["status"] == "failed":
+            self.failed(ref, event.get("result") or {}, context)
+        if event["status"] == "timeout":
+            raise RemoteJobTimeoutError(f"{ref} was still {event.get('raw_state')} when the sensor timed out.")
+        raise SapplanError(f"Waiting on {ref} failed in the triggerer: {event.get('message')}")

@@ -1,0 +1,133 @@
+"""The one async wait loop behind every platform's trigger.
+
+A platform trigger says how to build its hook, fetch the job's status, classify it and cancel the
+job; this base class owns polling, the wall-clock deadline, the terminal event and ``on_kill``.
+Kwargs are plain JSON (connection id, job reference, numbers): no token or secret is serialized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow_provider_sapplan._compat import BaseTrigger, TriggerEvent
+from airflow_provider_sapplan.core.status import Outcome
+from airflow_provider_sapplan.core.waiting import PollSchedule
+
+log = logging.getLogger(__name__)
+
+EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
+
+
+class RemoteJobTrigger(BaseTrigger):
+    """Polls one remote job until it ends or the deadline passes, then fires exactly one event.
+
+    :param conn_id: the Airflow connection to use.
+    :param ref: JSON reference of the job (ids only).
+    :param poll_interval: first poll interval in seconds (grows to ``max_poll_interval``).
+    :param deadline: epoch seconds after which a ``timeout`` event fires; None waits forever.
+    :param cancel_on_kill: cancel the remote job when Airflow kills the deferred task (3.3+).
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        ref: dict[str, Any],
+        poll_interval: float = 10.0,
+        max_poll_interval: float = 60.0,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.ref = dict(ref)
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = float(max_poll_interval)
+        self.deadline = deadline
+        self.cancel_on_kill = cancel_on_kill
+        self._hook: Any = None
+
+    # -- what a platform provides ----------------------------------------------------------------
+
+    def make_hook(self) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, hook: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def outcome(self, status: dict[str, Any]) -> Outcome:
+        raise NotImplementedError
+
+    def raw_state(self, status: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    async def cancel(self, hook: Any) -> None:
+        raise NotImplementedError
+
+    # -- shared machinery ------------------------------------------------------------------------
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "ref": self.ref,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _event(self, status: str, raw_state: str | None, **extra: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "ref": self.ref, **self.ref, "raw_state": raw_state, **extra})
+
+    def _hook_instance(self) -> Any:
+        if self._hook is None:
+            self._hook = self.make_hook()
+        return self._hook
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook_instance()
+        schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
+        raw: str | None = None
+        try:
+            while True:
+                status = await self.fetch(hook)
+                raw = self.raw_state(status)
+                outcome = self.outcome(status)
+                if outcome is Outcome.SUCCEEDED:
+                    yield self._event("success", raw, result=status)
+                    return
+                if outcome is Outcome.FAILED:
+                    yield self._event("failed", raw, result=status)
+                    return
+                now = time.time()
+                if self.deadline is not None and now >= self.deadline:
+                    yield self._event(
+                        "timeout", raw, message=f"Still {raw} when the wait's deadline passed.", result=status
+                    )
+                    return
+                wait = schedule.next_interval()
+                if self.deadline is not None:
+                    wait = max(0.0, min(wait, self.deadline - now))
+                await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # one terminal event, never a crashed trigger
+            log.exception("Waiting on %s failed.", self.ref)
+            yield self._event("error", raw, message=f"{type(err).__name__}: {err}")
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: the deferred task was marked failed/success or cleared; cancel best-effort."""
+        if not self.cancel_on_kill:
+            return
+        try:
+            await self.cancel(self._hook_instance())
+            log.info("Cancelled %s after the deferred task was killed.", self.ref)
+        except Exception:
+            log.warning("Could not cancel %s on kill.", self.ref, exc_info=True)
