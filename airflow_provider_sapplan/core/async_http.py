@@ -52,31 +52,52 @@ class AsyncResponse:
         return jsonlib.loads(self.body)
 
 
-_SHARED_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-    weakref.WeakKeyDictionary()
-)
+class _SharedSessions:
+    """One ``aiohttp`` session per event loop, closed when its last client lets go of it."""
 
-
-def _shared_session() -> aiohttp.ClientSession:
-    loop = asyncio.get_running_loop()
-    session = _SHARED_SESSIONS.get(loop)
-    if session is None or session.closed:
-        connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300, enable_cleanup_closed=True)
-        session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": USER_AGENT},
-            cookie_jar=aiohttp.DummyCookieJar(),
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, int]] = (
+            weakref.WeakKeyDictionary()
         )
-        _SHARED_SESSIONS[loop] = session
-    return session
+
+    def acquire(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session, users = self._sessions.get(loop, (None, 0))
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            users = 0
+        self._sessions[loop] = (session, users + 1)
+        return session
+
+    async def release(self) -> None:
+        loop = asyncio.get_running_loop()
+        session, users = self._sessions.get(loop, (None, 0))
+        if session is None:
+            return
+        if users <= 1:
+            del self._sessions[loop]
+            await session.close()
+        else:
+            self._sessions[loop] = (session, users - 1)
+
+    async def close_all_on_this_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        session, _ = self._sessions.pop(loop, (None, 0))
+        if session is not None and not session.closed:
+            await session.close()
+
+
+SHARED_SESSIONS = _SharedSessions()
 
 
 async def close_shared_session() -> None:
-    """Close this loop's shared session (tests and benchmarks call it before the loop ends)."""
-    loop = asyncio.get_running_loop()
-    session = _SHARED_SESSIONS.pop(loop, None)
-    if session is not None and not session.closed:
-        await session.close()
+    """Close this loop's shared session whoever still holds it (tests and benchmarks)."""
+    await SHARED_SESSIONS.close_all_on_this_loop()
 
 
 class AsyncHttpClient:
@@ -93,6 +114,7 @@ class AsyncHttpClient:
         self._tokens = token_cache
         self._sleep = sleep or _sleep
         self._own_session: aiohttp.ClientSession | None = None
+        self._shared: aiohttp.ClientSession | None = None
         self._csrf_token: str | None = None
 
     def _needs_own_session(self) -> bool:
@@ -102,7 +124,9 @@ class AsyncHttpClient:
 
     async def _session(self) -> aiohttp.ClientSession:
         if not self._needs_own_session():
-            return _shared_session()
+            if self._shared is None or self._shared.closed:
+                self._shared = SHARED_SESSIONS.acquire()
+            return self._shared
         if self._own_session is None or self._own_session.closed:
             ssl_context: ssl.SSLContext | bool | None = None
             if self.config.client_cert:
@@ -124,9 +148,13 @@ class AsyncHttpClient:
         return {"ssl": ssl.create_default_context(cafile=self.config.verify)}
 
     async def close(self) -> None:
+        """Let go of the connection pool (the shared one closes when its last client leaves)."""
         if self._own_session is not None and not self._own_session.closed:
             await self._own_session.close()
         self._own_session = None
+        if self._shared is not None:
+            self._shared = None
+            await SHARED_SESSIONS.release()
 
     async def request(
         self,

@@ -92,8 +92,10 @@ class PlatformHook(BaseHook):
         return self._aclient
 
     async def aclose(self) -> None:
+        """Release the async client's connections (triggers call it when they finish)."""
         if self._aclient is not None:
             await self._aclient.close()
+            self._aclient = None
 
     # Shared ----------------------------------------------------------------------------------
 

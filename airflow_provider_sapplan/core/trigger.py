@@ -121,6 +121,16 @@ class RemoteJobTrigger(BaseTrigger):
         except Exception as err:  # one terminal event, never a crashed trigger
             log.exception("Waiting on %s failed.", self.ref)
             yield self._event("error", raw, message=f"{type(err).__name__}: {err}")
+        finally:
+            await self._close_hook()
+
+    async def _close_hook(self) -> None:
+        hook, self._hook = self._hook, None
+        if hook is not None and hasattr(hook, "aclose"):
+            try:
+                await hook.aclose()
+            except Exception:
+                log.debug("Closing the hook of %s failed.", self.ref, exc_info=True)
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: the deferred task was marked failed/success or cleared; cancel best-effort."""
@@ -131,3 +141,5 @@ class RemoteJobTrigger(BaseTrigger):
             log.info("Cancelled %s after the deferred task was killed.", self.ref)
         except Exception:
             log.warning("Could not cancel %s on kill.", self.ref, exc_info=True)
+        finally:
+            await self._close_hook()

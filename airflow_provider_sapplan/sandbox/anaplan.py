@@ -446,9 +446,7 @@ class AnaplanBackend:
         )
         headcount = "Employee,Parent,Code,Department,Start Date\n" + "".join(
             f"Employee {i + 1:03d},{dept},E{i + 1:03d},{dept},2024-{(i % 12) + 1:02d}-01\n"
-            for i, dept in enumerate(
-                ("Sales", "Finance", "Engineering", "Sales", "Operations", "Finance", "HR", "IT")
-            )
+            for i, dept in enumerate(("Sales", "Finance", "Engineering", "Sales", "Operations", "Finance", "HR", "IT"))
         )
         budget = "Version,Region,Amount\nBudget,EMEA,1000\nBudget,APAC,800\n"
         for file_id, name, text in (
@@ -457,9 +455,7 @@ class AnaplanBackend:
             (BUDGET_FILE_IDS[0], "Budget.csv", budget),
             (BUDGET_FILE_IDS[1], "Budget.csv", budget),
         ):
-            sales.files[file_id] = ModelFile(
-                file_id, name, default=Content([self.store.write_bytes(text.encode())])
-            )
+            sales.files[file_id] = ModelFile(file_id, name, default=Content([self.store.write_bytes(text.encode())]))
         sales.files[FORECAST_FILE_ID] = ModelFile(FORECAST_FILE_ID, "Forecast.csv", export=True)
         sales.imports = {
             LOAD_ACTUALS_ID: ImportDef(
@@ -471,9 +467,7 @@ class AnaplanBackend:
         }
         sales.exports = {EXPORT_FORECAST_ID: ExportDef(EXPORT_FORECAST_ID, "Export Forecast")}
         sales.processes = {
-            MONTHLY_CLOSE_ID: ProcessDef(
-                MONTHLY_CLOSE_ID, "Monthly Close", [LOAD_ACTUALS_ID, EXPORT_FORECAST_ID]
-            ),
+            MONTHLY_CLOSE_ID: ProcessDef(MONTHLY_CLOSE_ID, "Monthly Close", [LOAD_ACTUALS_ID, EXPORT_FORECAST_ID]),
             RELOAD_HEADCOUNT_ID: ProcessDef(RELOAD_HEADCOUNT_ID, "Reload Headcount", [LOAD_HEADCOUNT_ID]),
         }
         sales.actions = {
@@ -568,13 +562,9 @@ class AnaplanBackend:
             else:
                 cert = x509.load_der_x509_certificate(raw)
         except (ValueError, binascii.Error) as exc:
-            raise AnaplanAuthError(
-                f"Login failed: the CACertificate header is not a certificate ({exc})"
-            ) from exc
+            raise AnaplanAuthError(f"Login failed: the CACertificate header is not a certificate ({exc})") from exc
         if not isinstance(body, dict):
-            raise AnaplanAuthError(
-                "Login failed: the body must be JSON with encodedData and encodedSignedData"
-            )
+            raise AnaplanAuthError("Login failed: the body must be JSON with encodedData and encodedSignedData")
         try:
             data = base64.b64decode(str(body["encodedData"]), validate=True)
             signature = base64.b64decode(str(body["encodedSignedData"]), validate=True)
@@ -604,8 +594,8 @@ class AnaplanBackend:
             skew = stamp - self._now()
             if abs(skew) > CERT_V2_WINDOW_SECONDS:
                 raise AnaplanAuthError(
-                    f"Login failed: the v2 encodedData timestamp {stamp} (8-byte big-endian epoch seconds) is "
-                    f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the server clock; "
+                    f"Login failed: the v2 encodedData timestamp {stamp} (8-byte big-endian epoch seconds) "
+                    f"is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the server clock; "
                     f"it must be within {CERT_V2_WINDOW_SECONDS} s"
                 )
         emails = [a.value for a in cert.subject if a.oid == x509.NameOID.EMAIL_ADDRESS]
@@ -630,9 +620,7 @@ class AnaplanBackend:
         with self._lock:
             token = self._valid_token(value)
             if token is None:
-                raise AnaplanAuthError(
-                    "Token refresh failed: the token is invalid or expired", "FAILURE_INVALID_TOKEN"
-                )
+                raise AnaplanAuthError("Token refresh failed: the token is invalid or expired", "FAILURE_INVALID_TOKEN")
             token.revoked = True
             return self._issue(token.user)
 
@@ -651,9 +639,7 @@ class AnaplanBackend:
         with self._lock:
             token = self._valid_token(value)
             if token is None:
-                raise AnaplanAuthError(
-                    "Logout failed: the token is invalid or expired", "FAILURE_INVALID_TOKEN"
-                )
+                raise AnaplanAuthError("Logout failed: the token is invalid or expired", "FAILURE_INVALID_TOKEN")
             token.revoked = True
 
     def expire_tokens(self) -> int:
@@ -731,18 +717,14 @@ class AnaplanBackend:
             content = self._file(self.models[model_id], file_id).content
             return [] if content is None else content.open_all()
 
-    def write_file(
-        self, file_id: str, data: bytes | Blob, model_id: str = MODEL_ID, name: str | None = None
-    ) -> None:
+    def write_file(self, file_id: str, data: bytes | Blob, model_id: str = MODEL_ID, name: str | None = None) -> None:
         """Set a file's private content directly (creating the file if needed), as one chunk."""
         blob = data if isinstance(data, Blob) else self.store.write_bytes(bytes(data))
         with self._lock:
             model = self.models[model_id]
             file = model.files.get(file_id)
             if file is None:
-                file = model.files[file_id] = ModelFile(
-                    file_id, name or file_id, export=file_id.startswith("116")
-                )
+                file = model.files[file_id] = ModelFile(file_id, name or file_id, export=file_id.startswith("116"))
             self._commit(file, Content([blob]))
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -816,9 +798,7 @@ class AnaplanBackend:
                 and (not search or search.lower() in m.name.lower())
             ]
 
-    def get_model_info(
-        self, workspace_id: str | None, model_id: str, details: bool = False
-    ) -> dict[str, Any]:
+    def get_model_info(self, workspace_id: str | None, model_id: str, details: bool = False) -> dict[str, Any]:
         """One model (answered whatever its state: ``activeState`` shows it)."""
         with self._lock:
             model = self.models.get(model_id)
@@ -895,9 +875,7 @@ class AnaplanBackend:
             model = self._model(workspace_id, model_id, busy_ok=True)
             definition = model.definitions(kind).get(action_id)
             if definition is None:
-                raise AnaplanError(
-                    404, f"Not Found: {kind[:-1] if kind != 'processes' else 'process'} {action_id}"
-                )
+                raise AnaplanError(404, f"Not Found: {kind[:-1] if kind != 'processes' else 'process'} {action_id}")
             if isinstance(definition, ImportDef):
                 header = self._header_of(model, definition.source_file_id)
                 return "importMetadata", {
@@ -966,11 +944,7 @@ class AnaplanBackend:
 
     def _header_of(self, model: Model, file_id: str) -> list[str]:
         file = model.files.get(file_id)
-        content = (
-            file.default
-            if file is not None and file.default is not None
-            else (file.content if file else None)
-        )
+        content = file.default if file is not None and file.default is not None else (file.content if file else None)
         if content is None:
             return []
         first = next(content.iter_lines(), b"")
@@ -1001,9 +975,7 @@ class AnaplanBackend:
         with self._lock:
             self._file(self._model(workspace_id, model_id), file_id)
 
-    def set_chunk_count(
-        self, workspace_id: str, model_id: str, file_id: str, chunk_count: Any
-    ) -> dict[str, Any]:
+    def set_chunk_count(self, workspace_id: str, model_id: str, file_id: str, chunk_count: Any) -> dict[str, Any]:
         """``POST .../files/{id}``: start a fresh upload of ``chunk_count`` chunks (-1: unknown).
 
         Like Anaplan, a file id the model does not have is silently created (and recorded in
@@ -1040,11 +1012,7 @@ class AnaplanBackend:
                 raise
             pending = file.pending
             if pending is None:
-                if (
-                    file.private is not None
-                    and file.private.split is None
-                    and index < len(file.private.blobs)
-                ):
+                if file.private is not None and file.private.split is None and index < len(file.private.blobs):
                     old = file.private.blobs[index]
                     file.private.blobs[index] = blob
                     self.store.delete([old])
@@ -1134,9 +1102,7 @@ class AnaplanBackend:
 
     # -------------------------------------------------------------------------------------- tasks
 
-    def start_task(
-        self, workspace_id: str, model_id: str, kind: str, action_id: str, body: Any
-    ) -> dict[str, Any]:
+    def start_task(self, workspace_id: str, model_id: str, kind: str, action_id: str, body: Any) -> dict[str, Any]:
         """``POST .../{kind}/{id}/tasks``: start a task (answers while the model is busy)."""
         if not isinstance(body, dict) or not body.get("localeName"):
             raise AnaplanError(
@@ -1192,9 +1158,7 @@ class AnaplanBackend:
             model = self._model(workspace_id, model_id, busy_ok=True)
             if action_id not in model.definitions(kind):
                 raise AnaplanError(404, f"Not Found: {action_id} is not one of the model's {kind}")
-            tasks = sorted(
-                (t for t in model.tasks.values() if t.action_id == action_id), key=lambda t: t.created
-            )
+            tasks = sorted((t for t in model.tasks.values() if t.action_id == action_id), key=lambda t: t.created)
             return [self._task_json(t, now, False) for t in tasks]
 
     def get_task(
@@ -1212,9 +1176,7 @@ class AnaplanBackend:
             task = self._task(workspace_id, model_id, kind, action_id, task_id)
             return self._task_json(task, now, True, process_details)
 
-    def cancel_task(
-        self, workspace_id: str, model_id: str, kind: str, action_id: str, task_id: str
-    ) -> dict[str, Any]:
+    def cancel_task(self, workspace_id: str, model_id: str, kind: str, action_id: str, task_id: str) -> dict[str, Any]:
         """``DELETE .../tasks/{taskId}``: cancel a queued or running task (CANCELLING, then CANCELLED).
 
         Anaplan's docs only describe cancelling an ongoing task; cancelling one that already
@@ -1229,9 +1191,7 @@ class AnaplanBackend:
                 task.cancel_done = now + self.context.scaled(CANCEL_SECONDS)
             return self._task_json(task, now, True)
 
-    def _task_json(
-        self, task: Task, now: float, detail: bool, process_details: bool = False
-    ) -> dict[str, Any]:
+    def _task_json(self, task: Task, now: float, detail: bool, process_details: bool = False) -> dict[str, Any]:
         state = task.state(now)
         if not detail:
             return {"taskId": task.id, "taskState": state, "creationTime": _ms(task.created)}
@@ -1283,14 +1243,10 @@ class AnaplanBackend:
         model = self.models[task.model_id]
         record = model.import_dumps.get(import_id)
         if record is None or record.task_id != task_id:
-            raise AnaplanError(
-                404, f"Not Found: no dump file for task {task_id} (it was replaced or never existed)"
-            )
+            raise AnaplanError(404, f"Not Found: no dump file for task {task_id} (it was replaced or never existed)")
         return record.content
 
-    def _process_dump(
-        self, workspace_id: str, model_id: str, process_id: str, task_id: str, object_id: str
-    ) -> Content:
+    def _process_dump(self, workspace_id: str, model_id: str, process_id: str, task_id: str, object_id: str) -> Content:
         task = self._task(workspace_id, model_id, "processes", process_id, task_id)
         model = self.models[task.model_id]
         record = model.process_dumps.get((process_id, object_id))
@@ -1532,9 +1488,7 @@ class AnaplanBackend:
                 "failureDumpAvailable": False,
                 "objectId": exp.id,
                 "details": [
-                    _detail(
-                        "actionFailed", "Action failed. The export could not be completed (sandbox fault)."
-                    )
+                    _detail("actionFailed", "Action failed. The export could not be completed (sandbox fault).")
                 ],
             }
         path = self.store.new_path(".csv")
@@ -1660,9 +1614,7 @@ def _api_error(request: Request, status: int, message: str) -> Response:
     return Response.json(body, status=status)
 
 
-def _auth_error(
-    request: Request, status: int, message: str, code: str = "FAILURE_BAD_CREDENTIAL"
-) -> Response:
+def _auth_error(request: Request, status: int, message: str, code: str = "FAILURE_BAD_CREDENTIAL") -> Response:
     """The auth service's error envelope: ``{"status": "FAILURE_...", "statusMessage": ...}``."""
     if status != 401:
         code = "FAILURE"
@@ -1792,9 +1744,7 @@ class AnaplanPlatform(Platform):
             Route("GET", "/models/{model}/processes/{process}", partial(self._get_definition, "processes")),
             Route("GET", f"{m}/imports/{{import}}/tasks/{{task}}/dump", self._import_dump),
             Route("GET", f"{m}/imports/{{import}}/tasks/{{task}}/dump/chunks", self._import_dump_chunks),
-            Route(
-                "GET", f"{m}/imports/{{import}}/tasks/{{task}}/dump/chunks/{{chunk}}", self._import_dump_chunk
-            ),
+            Route("GET", f"{m}/imports/{{import}}/tasks/{{task}}/dump/chunks/{{chunk}}", self._import_dump_chunk),
             Route("GET", f"{m}/processes/{{process}}/tasks/{{task}}/dumps/{{object}}", self._process_dump),
             Route(
                 "GET",
@@ -1851,9 +1801,7 @@ class AnaplanPlatform(Platform):
         sort = (request.arg("sort") or "").replace(" ", "")
         if sort:
             field_name = sort.lstrip("+-")
-            items = sorted(
-                items, key=lambda item: _sort_key(item.get(field_name)), reverse=sort.startswith("-")
-            )
+            items = sorted(items, key=lambda item: _sort_key(item.get(field_name)), reverse=sort.startswith("-"))
         page = items[offset : offset + limit]
         paging: dict[str, Any] = {"currentPageSize": len(page), "offset": offset, "totalSize": len(items)}
         if offset + limit < len(items):
@@ -1900,9 +1848,7 @@ class AnaplanPlatform(Platform):
         if not 0 <= index < MAX_CHUNKS:
             if not_found:
                 raise HttpError(_api_error(request, 404, f"Not Found: chunk {raw}"))
-            raise HttpError(
-                _api_error(request, 400, f"Bad Request: chunk id must be between 0 and {MAX_CHUNKS - 1}")
-            )
+            raise HttpError(_api_error(request, 400, f"Bad Request: chunk id must be between 0 and {MAX_CHUNKS - 1}"))
         return index
 
     # --------------------------------------------------------------------------------------- auth
@@ -1984,9 +1930,7 @@ class AnaplanPlatform(Platform):
         value = _token_from(request)
         try:
             if value is None:
-                raise AnaplanAuthError(
-                    "Logout failed: AnaplanAuthToken header missing", "FAILURE_INVALID_TOKEN"
-                )
+                raise AnaplanAuthError("Logout failed: AnaplanAuthToken header missing", "FAILURE_INVALID_TOKEN")
             self._backend.logout(value)
         except AnaplanAuthError as exc:
             return _auth_error(request, 401, exc.message, exc.status)
@@ -2047,9 +1991,7 @@ class AnaplanPlatform(Platform):
             )
         length = request.body.declared_length
         if length is not None and not gzipped and length > MAX_CHUNK_BYTES and not single:
-            raise HttpError(
-                _api_error(request, 400, "Bad Request: a chunk must not exceed 50 MB uncompressed")
-            )
+            raise HttpError(_api_error(request, 400, "Bad Request: a chunk must not exceed 50 MB uncompressed"))
         limit = MAX_CHUNK_BYTES if not single else 1 << 40
         try:
             return self._backend.store.receive(request.body, limit=limit, gunzip=gzipped)
@@ -2145,9 +2087,7 @@ class AnaplanPlatform(Platform):
 
     def _import_dump(self, request: Request) -> Response:
         p = request.params
-        return Response.stream(
-            self._backend.open_dump(p["ws"], p["model"], p["import"], p["task"]), "text/csv"
-        )
+        return Response.stream(self._backend.open_dump(p["ws"], p["model"], p["import"], p["task"]), "text/csv")
 
     def _import_dump_chunks(self, request: Request) -> Response:
         p = request.params
@@ -2157,9 +2097,7 @@ class AnaplanPlatform(Platform):
     def _import_dump_chunk(self, request: Request) -> Response:
         p = request.params
         index = self._chunk_index(request, not_found=True)
-        return Response.stream(
-            self._backend.open_dump(p["ws"], p["model"], p["import"], p["task"], None, index)
-        )
+        return Response.stream(self._backend.open_dump(p["ws"], p["model"], p["import"], p["task"], None, index))
 
     def _process_dump(self, request: Request) -> Response:
         p = request.params
@@ -2220,9 +2158,7 @@ class AnaplanPlatform(Platform):
         try:
             slices = self._backend.open_file(request.params["file"], model_id)
         except (KeyError, AnaplanError):
-            return Response.json(
-                {"error": f"unknown file {request.params['file']} in model {model_id}"}, status=404
-            )
+            return Response.json({"error": f"unknown file {request.params['file']} in model {model_id}"}, status=404)
         return Response.stream(slices)
 
     def _control_write_file(self, request: Request) -> Response:

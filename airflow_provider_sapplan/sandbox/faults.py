@@ -83,9 +83,7 @@ class FaultRule:
         try:
             re.compile(self.path_regex)
         except re.error as exc:
-            raise ValueError(
-                f"path_regex {self.path_regex!r} is not a valid regular expression: {exc}"
-            ) from exc
+            raise ValueError(f"path_regex {self.path_regex!r} is not a valid regular expression: {exc}") from exc
         actions = [self.status is not None, self.drop, self.html_login, self.delay_seconds > 0]
         if not any(actions):
             raise ValueError(f"a fault needs one of {', '.join(_ACTION_FIELDS)}")

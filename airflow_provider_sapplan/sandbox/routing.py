@@ -12,6 +12,7 @@ streams back with ``socket.sendfile``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -221,10 +222,8 @@ class Response:
     def close(self) -> None:
         """Close the files behind the slices (always called by the server, also on errors)."""
         for piece in self.slices:
-            try:
+            with contextlib.suppress(OSError):
                 piece.file.close()
-            except OSError:
-                pass
 
 
 class HttpError(Exception):

@@ -197,19 +197,17 @@ class _Handler(BaseHTTPRequestHandler):
         counted = False
         try:
             response, fault_id, counted = sandbox.handle(request)
-        except (ConnectionError, TimeoutError, OSError):
+        except (ConnectionError, TimeoutError):  # the client went away while sending its body
             self.close_connection = True
             return
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
-            response = Response.json(
-                {"status": {"code": 500, "message": f"sandbox error: {exc!r}"}}, status=500
-            )
+            response = Response.json({"status": {"code": 500, "message": f"sandbox error: {exc!r}"}}, status=500)
         status: int | None = None
         try:
             try:
                 request.body.drain()
-            except (ConnectionError, TimeoutError, OSError):
+            except (ConnectionError, TimeoutError):
                 self.close_connection = True
                 return
             status = self._write(response)
@@ -404,9 +402,7 @@ class SandboxServer:
         if mount is not None and mount.control:
             return self._run(mount, route, allowed, request), None, False
 
-        self.stats.record_request(
-            request.route, mount.platform if mount else None, bool(mount and mount.auth_endpoint)
-        )
+        self.stats.record_request(request.route, mount.platform if mount else None, bool(mount and mount.auth_endpoint))
         rule = self.faults.match(request.method, request.path)
         fault_id = rule.id if rule else None
         if rule is not None:
@@ -416,9 +412,7 @@ class SandboxServer:
             if injected is not None:
                 return injected, fault_id, True
         if mount is None:
-            body = {
-                "status": {"code": 404, "message": f"Not Found: no sandbox platform serves {request.path}"}
-            }
+            body = {"status": {"code": 404, "message": f"Not Found: no sandbox platform serves {request.path}"}}
             return Response.json(body, status=404), fault_id, True
         return self._run(mount, route, allowed, request), fault_id, True
 
@@ -432,9 +426,7 @@ class SandboxServer:
                     return denied
             if route is None:
                 if allowed:
-                    response = mount.errors(
-                        request, 405, f"Method {request.method} not allowed for {request.path}"
-                    )
+                    response = mount.errors(request, 405, f"Method {request.method} not allowed for {request.path}")
                     response.headers["Allow"] = ", ".join(allowed)
                     return response
                 return mount.errors(request, 404, f"Not Found: {request.path}")

@@ -73,9 +73,7 @@ class Stats:
             if auth and platform:
                 self.auth_requests[platform] += 1
 
-    def record_response(
-        self, method: str, path: str, route: str, status: int | None, fault: int | None
-    ) -> None:
+    def record_response(self, method: str, path: str, route: str, status: int | None, fault: int | None) -> None:
         """Record how a request was answered (``status=None``: the connection was dropped)."""
         with self._lock:
             self.statuses[status or 0] += 1
