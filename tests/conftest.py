@@ -14,6 +14,11 @@ _HOME = tempfile.mkdtemp(prefix="sapplan-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# dag.test() on Airflow 3.3 syncs DAGs from the configured DAGs folder: make it the example DAGs.
+os.environ.setdefault(
+    "AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.path.dirname(os.path.dirname(__file__)), "example_dags")
+)
+os.environ.setdefault("SAPPLAN_DEMO_OUTPUT", tempfile.mkdtemp(prefix="sapplan-demo-output-"))
 
 ANAPLAN_API = "https://api.anaplan.test/2/0"
 ANAPLAN_AUTH = "https://auth.anaplan.test"

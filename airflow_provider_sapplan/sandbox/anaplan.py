@@ -381,12 +381,13 @@ class Model:
 
     def definitions(self, kind: str) -> dict[str, Any]:
         """The action definitions of one kind (``imports``, ``exports``, ``processes``, ``actions``)."""
-        return {
+        table: dict[str, dict[str, Any]] = {
             "imports": self.imports,
             "exports": self.exports,
             "processes": self.processes,
             "actions": self.actions,
-        }[kind]
+        }
+        return table[kind]
 
     def kind_of(self, action_id: str) -> str | None:
         """Which kind of definition ``action_id`` is, or None."""

@@ -13,6 +13,7 @@ streams back with ``socket.sendfile``.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 from collections.abc import Callable
@@ -39,7 +40,7 @@ class BodyReader:
     remembers whether the body was consumed so the server can drain what a route left unread.
     """
 
-    def __init__(self, rfile: IO[bytes], length: int | None, chunked: bool) -> None:
+    def __init__(self, rfile: io.BufferedIOBase, length: int | None, chunked: bool) -> None:
         self._rfile = rfile
         self._remaining = 0 if length is None else max(length, 0)
         self._chunked = chunked
@@ -66,7 +67,7 @@ class BodyReader:
             buf[: len(data)] = data
             return len(data)
         want = min(len(buf), self._remaining)
-        got = self._rfile.readinto(buf[:want])  # type: ignore[attr-defined]
+        got = self._rfile.readinto(buf[:want])
         if not got:
             raise ConnectionError("client closed the connection in the middle of the request body")
         self._remaining -= got

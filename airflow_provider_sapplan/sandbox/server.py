@@ -224,25 +224,25 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return None
         status = response.status
-        self.send_response(status)
         bodiless = status in (204, 304) or status < 200
-        if response.content_type and not bodiless:
-            self.send_header("Content-Type", response.content_type)
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        if not bodiless:
-            self.send_header("Content-Length", str(response.content_length))
-        self.end_headers()
-        if bodiless or self.command == "HEAD":
-            return status
         try:
+            self.send_response(status)
+            if response.content_type and not bodiless:
+                self.send_header("Content-Type", response.content_type)
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            if not bodiless:
+                self.send_header("Content-Length", str(response.content_length))
+            self.end_headers()
+            if bodiless or self.command == "HEAD":
+                return status
             if response.body:
                 self.wfile.write(response.body)
             for piece in response.slices:
                 sent = self.connection.sendfile(piece.file, piece.offset, piece.length)
                 if sent != piece.length:
                     raise ConnectionError(f"file ended after {sent} of {piece.length} bytes")
-        except OSError:
+        except OSError:  # the client went away (or a file vanished): the connection cannot be reused
             self.close_connection = True
         return status
 

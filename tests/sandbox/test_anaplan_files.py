@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -137,7 +139,7 @@ def test_chunked_transfer_encoding_request_body(client: AnaplanClient) -> None:
     data = os.urandom(300_000)
     client.post("/files/113000000001", json={"chunkCount": 1})
 
-    def pieces():  # a generator makes requests send Transfer-Encoding: chunked
+    def pieces() -> Iterator[bytes]:  # a generator makes requests send Transfer-Encoding: chunked
         for start in range(0, len(data), 65536):
             yield data[start : start + 65536]
 
@@ -153,3 +155,18 @@ def test_control_api_writes_file_content(sandbox: SandboxServer, client: Anaplan
     assert requests.put(f"{sandbox.url}/_sandbox/anaplan/files/113000000001", data=content).status_code == 204
     assert client.download("113000000001") == content
     assert requests.get(f"{sandbox.url}/_sandbox/anaplan/files/119999999999").status_code == 404
+
+
+def test_parallel_chunk_uploads(client: AnaplanClient, sandbox: SandboxServer) -> None:
+    chunks = [os.urandom(512 * 1024) for _ in range(8)]
+    assert client.post("/files/113000000001", json={"chunkCount": len(chunks)}).status_code == 200
+    headers = {**client.session.headers, "Content-Type": "application/octet-stream"}
+
+    def put(index: int) -> int:
+        url = f"{client.model}/files/113000000001/chunks/{index}"
+        return requests.put(url, data=chunks[index], headers=headers).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(put, reversed(range(len(chunks)))))
+    assert codes == [204] * len(chunks)
+    assert sandbox.anaplan.read_file("113000000001") == b"".join(chunks)

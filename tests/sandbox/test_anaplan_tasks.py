@@ -35,7 +35,7 @@ def test_task_state_machine_and_import_counts(client: AnaplanClient, sandbox: Sa
     assert task["taskState"] == "NOT_STARTED"
     assert len(task["taskId"]) == 32 and task["taskId"] == task["taskId"].upper()
     assert isinstance(task["creationTime"], int)
-    seen = []
+    seen: list[str] = []
     while not seen or seen[-1] not in ("COMPLETE", "CANCELLED"):
         state = client.get(f"/imports/112000000001/tasks/{task['taskId']}").json()["task"]["taskState"]
         if not seen or seen[-1] != state:
