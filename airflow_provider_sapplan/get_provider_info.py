@@ -59,6 +59,39 @@ ANAPLAN_CONN_FIELDS: dict[str, Any] = {
     "model_id": {"label": "Default model id", "schema": _STRING},
 }
 
+SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {
+        "host": "REST URL (lite plan only)",
+        "login": "User (lite plan only)",
+        "password": "Password (lite plan only)",
+    },
+    "placeholders": {
+        "service_key": '{"url": "https://jobscheduler-rest.cfapps.eu10.hana.ondemand.com", "uaa": {...}}',
+        "host": "https://jobscheduler-rest.cfapps.eu10.hana.ondemand.com",
+        "dashboard_url": "https://jobscheduler-dashboard.cfapps.eu10.hana.ondemand.com/manageinstances/<id>",
+    },
+}
+
+SAP_JOB_SCHEDULING_CONN_FIELDS: dict[str, Any] = {
+    "service_key": {
+        "label": "Service key (JSON)",
+        "description": "Paste the instance's whole service key or binding credentials: url and uaa "
+        "(clientid + clientsecret, or certificate + key + certurl for x509 keys).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "dashboard_url": {
+        "label": "Dashboard URL",
+        "description": "Optional: the instance's dashboard, for links from task instances to jobs.",
+        "schema": _STRING,
+    },
+}
+
+PLATFORMS: tuple[tuple[str, str, str], ...] = (
+    ("Anaplan", "anaplan", "https://help.anaplan.com/"),
+    ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
+)
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -67,24 +100,15 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Hooks, operators, sensors and triggers for Anaplan and SAP planning and integration platforms.",
         "versions": [__version__],
         "integrations": [
-            {
-                "integration-name": "Anaplan",
-                "external-doc-url": "https://help.anaplan.com/",
-                "tags": ["service"],
-            }
+            {"integration-name": name, "external-doc-url": url, "tags": ["service"]} for name, _, url in PLATFORMS
         ],
-        "hooks": [
-            {"integration-name": "Anaplan", "python-modules": ["airflow_provider_sapplan.hooks.anaplan"]},
-        ],
-        "operators": [
-            {"integration-name": "Anaplan", "python-modules": ["airflow_provider_sapplan.operators.anaplan"]},
-        ],
-        "sensors": [
-            {"integration-name": "Anaplan", "python-modules": ["airflow_provider_sapplan.sensors.anaplan"]},
-        ],
-        "triggers": [
-            {"integration-name": "Anaplan", "python-modules": ["airflow_provider_sapplan.triggers.anaplan"]},
-        ],
+        **{
+            role: [
+                {"integration-name": name, "python-modules": [f"airflow_provider_sapplan.{role}.{module}"]}
+                for name, module, _ in PLATFORMS
+            ]
+            for role in ("hooks", "operators", "sensors", "triggers")
+        },
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_sapplan.hooks.anaplan.AnaplanHook",
@@ -93,6 +117,16 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": ANAPLAN_UI_FIELD_BEHAVIOUR,
                 "conn-fields": ANAPLAN_CONN_FIELDS,
             },
+            {
+                "hook-class-name": "airflow_provider_sapplan.hooks.sap_job_scheduling.SapJobSchedulingHook",
+                "hook-name": "SAP BTP Job Scheduling",
+                "connection-type": "sap_job_scheduling",
+                "ui-field-behaviour": SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR,
+                "conn-fields": SAP_JOB_SCHEDULING_CONN_FIELDS,
+            },
         ],
-        "extra-links": ["airflow_provider_sapplan.operators.anaplan.AnaplanModelLink"],
+        "extra-links": [
+            "airflow_provider_sapplan.operators.anaplan.AnaplanModelLink",
+            "airflow_provider_sapplan.operators.sap_job_scheduling.SapJobSchedulingJobLink",
+        ],
     }

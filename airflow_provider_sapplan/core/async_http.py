@@ -31,6 +31,7 @@ from airflow_provider_sapplan.core.http import (
     default_idempotency,
 )
 from airflow_provider_sapplan.core.retry import RetryableFailure, server_requested_delay
+from airflow_provider_sapplan.core.tls import client_ssl_context
 from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, SapplanError
 
 log = logging.getLogger(__name__)
@@ -130,17 +131,16 @@ class AsyncHttpClient:
         if self._own_session is None or self._own_session.closed:
             ssl_context: ssl.SSLContext | bool | None = None
             if self.config.client_cert:
-                ssl_context = ssl.create_default_context(
-                    cafile=self.config.verify if isinstance(self.config.verify, str) else None
-                )
-                ssl_context.load_cert_chain(*self.config.client_cert)
+                ssl_context = client_ssl_context(self.config.client_cert, self.config.verify)
             elif self.config.verify is False:
                 ssl_context = False
             connector = aiohttp.TCPConnector(limit=8, ssl=ssl_context if ssl_context is not None else True)
             self._own_session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
         return self._own_session
 
-    def _ssl_kwargs(self) -> dict[str, Any]:
+    def _ssl_kwargs(self, client_cert: tuple[str, str] | None = None) -> dict[str, Any]:
+        if client_cert is not None:  # a token request with its own client certificate (x509 service keys)
+            return {"ssl": client_ssl_context(client_cert, self.config.verify)}
         if self._own_session is not None or self.config.verify is True:
             return {}
         if self.config.verify is False:
@@ -218,6 +218,7 @@ class AsyncHttpClient:
         idempotent: bool,
         expect_data: bool,
         use_auth: bool,
+        client_cert: tuple[str, str] | None = None,
     ) -> AsyncResponse:
         auth = self.config.auth if use_auth else None
         renewed_token = False
@@ -243,7 +244,7 @@ class AsyncHttpClient:
                     data=data,
                     headers=request_headers,
                     timeout=timeout,
-                    **self._ssl_kwargs(),
+                    **self._ssl_kwargs(client_cert),
                 ) as raw:
                     body = await raw.read()
                     response = AsyncResponse(raw.status, dict(raw.headers), body, url, method)
@@ -329,6 +330,7 @@ class AsyncHttpClient:
                 idempotent=True,
                 expect_data=True,
                 use_auth=False,
+                client_cert=spec.client_cert,
             )
 
         try:

@@ -7,7 +7,8 @@ import os
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
-from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink, XCom
+from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
+from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.exceptions import DumpUnavailableError, RemoteJobFailedError, SapplanError
@@ -26,13 +27,11 @@ MODEL_URL_XCOM_KEY = "anaplan_model_url"
 DUMP_PREVIEW_LINES = 10
 
 
-class AnaplanModelLink(BaseOperatorLink):
+class AnaplanModelLink(XComUrlLink):
     """Opens the task's model in Anaplan (URL pushed to XCom before the task waits)."""
 
     name = "Anaplan model"
-
-    def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        return XCom.get_value(key=MODEL_URL_XCOM_KEY, ti_key=ti_key) or ""
+    xcom_key = MODEL_URL_XCOM_KEY
 
 
 def model_url(api_url: str, workspace_id: str, model_id: str) -> str:

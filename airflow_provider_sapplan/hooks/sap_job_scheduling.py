@@ -1,0 +1,492 @@
+"""SAP BTP Job Scheduling Service: service-key connection, XSUAA auth and the REST API.
+
+Only what is specific to the service lives here: how a service key is read, its token endpoint
+(client secret or x509), its endpoints, paging envelope, run states, schedule formats and the
+validation it applies. Retries (including 429 ``retry-after`` and 503 ``throttling``), token
+caching and error mapping come from :mod:`airflow_provider_sapplan.core`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenRequest, credential_key
+from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
+from airflow_provider_sapplan.core.http import ClientConfig
+from airflow_provider_sapplan.core.status import Outcome, StatusTable
+from airflow_provider_sapplan.core.tls import pem_files
+from airflow_provider_sapplan.exceptions import (
+    AuthenticationError,
+    ConnectionConfigError,
+    InvalidRequestError,
+    NameResolutionError,
+    NotFoundError,
+)
+
+PLATFORM = "SAP Job Scheduling"
+MAX_BODY_BYTES = 100 * 1024
+MAX_PAGE_SIZE = 100
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH"})
+SCHEDULE_KINDS = ("cron", "time", "repeatInterval", "repeatAt")
+
+STATUS_HINTS: dict[int, str] = {
+    400: "The service rejected the request; its message above names the field to fix.",
+    401: "The token was rejected: check the service key's clientid/clientsecret (or certificate).",
+    403: "The OAuth client lacks the Job Scheduling scopes; recreate the service key for this instance.",
+    404: "Check the job id or name, the schedule id and the run id (run logs are purged after 15 days).",
+    413: "The request body is over the service's 100 KB limit; send less data with the job.",
+}
+
+RUN_STATES = StatusTable(
+    PLATFORM,
+    running=("SCHEDULED", "TRIGGERED", "ACK_RECVD", "ACK_NOT_RECVD"),
+    succeeded=("SUCCESS",),
+    failed=("ERROR", "REQUEST_ERROR", "UNKNOWN", "TIMEOUT"),
+)
+
+
+def run_outcome(run: Mapping[str, Any]) -> Outcome:
+    """SUCCESS only once COMPLETED; COMPLETED with ERROR, REQUEST_ERROR, UNKNOWN or TIMEOUT fails."""
+    if str(run.get("runStatus", "")).upper() != "COMPLETED":
+        return Outcome.RUNNING
+    return RUN_STATES.outcome(run.get("runState"))
+
+
+def raw_run_state(run: Mapping[str, Any]) -> str:
+    return f"{run.get('runStatus')}/{run.get('runState')}"
+
+
+_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M")
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """Parse either timestamp form the service returns (``T`` or space separated), as UTC."""
+    if not value:
+        return None
+    text = str(value).strip().rstrip("Z")
+    text = re.sub(r"([+-]\d{2}):?(\d{2})$", "", text) if re.search(r"[+-]\d{2}:?\d{2}$", text[10:]) else text
+    for fmt in _TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def validate_schedule(schedule: Mapping[str, Any], where: str = "schedule") -> None:
+    """Check a schedule before sending it: exactly one of cron/time/repeatInterval/repeatAt, SAP cron order."""
+    kinds = [kind for kind in SCHEDULE_KINDS if schedule.get(kind) not in (None, "")]
+    if len(kinds) != 1:
+        raise InvalidRequestError(
+            f"{where} needs exactly one of {', '.join(SCHEDULE_KINDS)}; it has "
+            f"{', '.join(kinds) if kinds else 'none'}.",
+            platform=PLATFORM,
+        )
+    if kinds == ["cron"]:
+        fields = str(schedule["cron"]).split()
+        if len(fields) != 7:
+            raise InvalidRequestError(
+                f"{where}: cron {schedule['cron']!r} has {len(fields)} fields; SAP's cron has 7, in the order "
+                "Year Month Day DayOfWeek Hour Minute Second (e.g. '* * * * 6 0 0' for 06:00 daily).",
+                platform=PLATFORM,
+            )
+
+
+def validate_job(job: Mapping[str, Any]) -> None:
+    """Check a job definition before sending it; errors name the field to fix."""
+    if not isinstance(job, Mapping):
+        raise InvalidRequestError("The job definition must be a dict.", platform=PLATFORM)
+    missing = [key for key in ("name", "action", "httpMethod") if not job.get(key)]
+    if missing:
+        raise InvalidRequestError(f"The job definition lacks {', '.join(missing)}.", platform=PLATFORM)
+    if str(job["httpMethod"]).upper() not in HTTP_METHODS:
+        raise InvalidRequestError(
+            f"httpMethod {job['httpMethod']!r} is not one of {', '.join(sorted(HTTP_METHODS))}.", platform=PLATFORM
+        )
+    if not str(job["action"]).startswith(("http://", "https://")):
+        raise InvalidRequestError(f"action {job['action']!r} must be the endpoint's http(s) URL.", platform=PLATFORM)
+    for index, schedule in enumerate(job.get("schedules") or []):
+        validate_schedule(schedule, where=f"schedules[{index}]")
+    check_body_size(job)
+
+
+def check_body_size(body: Any) -> None:
+    size = len(json.dumps(body, default=str).encode())
+    if size > MAX_BODY_BYTES:
+        raise InvalidRequestError(
+            f"The request body is {size} bytes; the service accepts at most {MAX_BODY_BYTES} (100 KB).",
+            platform=PLATFORM,
+            status_code=413,
+        )
+
+
+@dataclass(frozen=True)
+class ServiceKey:
+    """The parts of a Job Scheduling service key (or binding) that the provider uses."""
+
+    url: str
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    certificate: str | None = field(default=None, repr=False)
+    key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    dashboard_url: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.username is not None:
+            return "basic"
+        return "x509" if self.certificate else "client_secret"
+
+
+def parse_service_key(raw: Any, conn_id: str) -> ServiceKey:
+    """Read a pasted service key (dict or JSON text); a missing field is named in the error."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as err:
+            raise ConnectionConfigError(
+                f"Connection {conn_id!r}: service_key is not valid JSON ({err}); paste the whole service key."
+            ) from None
+    if not isinstance(raw, Mapping):
+        raise ConnectionConfigError(f"Connection {conn_id!r}: service_key must be a JSON object.")
+
+    def need(container: Mapping[str, Any], name: str, path: str) -> Any:
+        value = container.get(name)
+        if value in (None, ""):
+            raise ConnectionConfigError(
+                f"Connection {conn_id!r}: the service key has no '{path}'. Paste the complete service key of "
+                "the Job Scheduling instance (cf service-key <instance> <key>)."
+            )
+        return value
+
+    url = str(need(raw, "url", "url")).rstrip("/")
+    uaa = raw.get("uaa")
+    if not isinstance(uaa, Mapping):
+        if raw.get("user") and raw.get("password"):  # lite plan binding
+            return ServiceKey(url=url, username=str(raw["user"]), password=str(raw["password"]))
+        raise ConnectionConfigError(f"Connection {conn_id!r}: the service key has no 'uaa' section.")
+    client_id = str(need(uaa, "clientid", "uaa.clientid"))
+    dashboard = raw.get("dashboard_url") or None
+    if uaa.get("certificate") or uaa.get("key"):
+        return ServiceKey(
+            url=url,
+            token_url=str(need(uaa, "certurl", "uaa.certurl")).rstrip("/") + "/oauth/token",
+            client_id=client_id,
+            certificate=str(need(uaa, "certificate", "uaa.certificate")),
+            key=str(need(uaa, "key", "uaa.key")),
+            dashboard_url=dashboard,
+        )
+    return ServiceKey(
+        url=url,
+        token_url=str(need(uaa, "url", "uaa.url")).rstrip("/") + "/oauth/token",
+        client_id=client_id,
+        client_secret=str(need(uaa, "clientsecret", "uaa.clientsecret")),
+        dashboard_url=dashboard,
+    )
+
+
+class XsuaaClientCredentials:
+    """OAuth client credentials against XSUAA: client secret, or x509 (mutual TLS against ``certurl``)."""
+
+    platform = PLATFORM
+
+    def __init__(self, key: ServiceKey) -> None:
+        self.key = key
+        self._cache_key = credential_key("xsuaa", key.token_url, key.client_id, key.client_secret, key.certificate)
+
+    @property
+    def cache_key(self) -> str:
+        return self._cache_key
+
+    def authenticate_request(self) -> TokenRequest:
+        key = self.key
+        assert key.token_url is not None
+        if key.kind == "x509":
+            return TokenRequest(
+                "POST",
+                key.token_url,
+                data={"grant_type": "client_credentials", "client_id": str(key.client_id)},
+                client_cert=pem_files(str(key.certificate), str(key.key)),
+            )
+        secret = base64.b64encode(f"{key.client_id}:{key.client_secret}".encode()).decode()
+        return TokenRequest(
+            "POST",
+            key.token_url,
+            headers={"Authorization": f"Basic {secret}"},
+            data={"grant_type": "client_credentials"},
+        )
+
+    def refresh_request(self, token: Token) -> TokenRequest | None:
+        return None  # client credentials: a new token is simply requested
+
+    def parse_token(self, payload: Any) -> Token:
+        import time
+
+        if not isinstance(payload, Mapping) or not payload.get("access_token"):
+            raise AuthenticationError(
+                "XSUAA returned no access_token; check the service key's uaa section.", platform=PLATFORM
+            )
+        expires_in = float(payload.get("expires_in") or 3600)
+        now = time.time()
+        return Token(value=str(payload["access_token"]), expires_at=now + expires_in, issued_at=now)
+
+    def authorization_header(self, token: Token) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token.value}"}
+
+
+class SapJobSchedulingHook(PlatformHook):
+    """Talks to one SAP BTP Job Scheduling Service instance.
+
+    :param sap_job_scheduling_conn_id: the Airflow connection (type ``sap_job_scheduling``) whose
+        ``service_key`` extra holds the instance's service key, or whose host/login/password hold
+        the REST URL and lite-plan basic credentials.
+    """
+
+    conn_name_attr = "sap_job_scheduling_conn_id"
+    default_conn_name = "sap_job_scheduling_default"
+    conn_type = "sap_job_scheduling"
+    hook_name = "SAP BTP Job Scheduling"
+
+    def __init__(self, sap_job_scheduling_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=sap_job_scheduling_conn_id, **kwargs)
+        self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
+        self.service_key: ServiceKey | None = None
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField, TextAreaField
+
+        return {
+            "service_key": TextAreaField(lazy_gettext("Service key (JSON)"), widget=BS3TextAreaFieldWidget()),
+            "dashboard_url": StringField(lazy_gettext("Dashboard URL"), widget=BS3TextFieldWidget()),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        from airflow_provider_sapplan.get_provider_info import SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR
+
+        return SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def build_client_config(self, conn: Any, extras: dict[str, Any]) -> ClientConfig:
+        raw = extra_field(extras, self.conn_type, "service_key")
+        if raw:
+            key = parse_service_key(raw, self.conn_id)
+        elif conn.host and conn.login and conn.password:
+            host = conn.host if "://" in conn.host else f"https://{conn.host}"
+            key = ServiceKey(url=host.rstrip("/"), username=conn.login, password=conn.password)
+        else:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r} has no service_key extra: paste the instance's service key JSON "
+                "into it (or, for the lite plan, set Host to the REST URL with Login and Password)."
+            )
+        dashboard = extra_field(extras, self.conn_type, "dashboard_url") or key.dashboard_url
+        self.service_key = ServiceKey(**{**key.__dict__, "dashboard_url": dashboard})
+        if key.kind == "basic":
+            basic = base64.b64encode(f"{key.username}:{key.password}".encode()).decode()
+            auth: Any = StaticHeaderAuth({"Authorization": f"Basic {basic}"})
+        else:
+            auth = XsuaaClientCredentials(key)
+        return ClientConfig(
+            platform=PLATFORM,
+            base_url=key.url,
+            auth=auth,
+            status_hints=STATUS_HINTS,
+            timeout=parse_timeout(extra_field(extras, self.conn_type, "timeout"), self.conn_id) or (10.0, 60.0),
+        )
+
+    def check_connection(self) -> str:
+        payload = self.client.get_json("scheduler/jobs", params={"page_size": 1, "offset": 0})
+        return f"Connected to SAP Job Scheduling; {payload.get('total', 'some')} job(s) defined."
+
+    def job_url(self, job_id: int | str) -> str | None:
+        """The job's page in the service dashboard, when the connection names the dashboard."""
+        self.get_conn()
+        dashboard = self.service_key.dashboard_url if self.service_key else None
+        return f"{dashboard.rstrip('/')}/manageJob/{job_id}" if dashboard else None
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    def _paged(self, path: str, params: dict[str, Any] | None = None, page_size: int = MAX_PAGE_SIZE) -> list[dict]:
+        items: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            payload = self.client.get_json(path, params={**(params or {}), "page_size": page_size, "offset": offset})
+            page = payload.get("results") or []
+            items.extend(page)
+            offset += len(page)
+            total = payload.get("total")
+            if not page or (total is not None and offset >= int(total)) or len(page) < page_size:
+                return items
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return self._paged("scheduler/jobs")
+
+    def get_job(self, job_id: int | str, *, display_schedules: bool = False) -> dict[str, Any]:
+        params = {"displaySchedules": "true"} if display_schedules else None
+        return self.client.get_json(f"scheduler/jobs/{job_id}", params=params)
+
+    def find_job_by_name(self, name: str) -> dict[str, Any] | None:
+        """The job named exactly ``name``, or None."""
+        try:
+            payload = self.client.get_json("scheduler/jobs", params={"name": name})
+        except NotFoundError:
+            return None
+        if isinstance(payload, Mapping) and "results" in payload:
+            matches = [job for job in payload["results"] if job.get("name") == name]
+            return matches[0] if matches else None
+        return payload if payload.get("name") == name else None
+
+    def resolve_job_id(self, job_id: int | str | None = None, job_name: str | None = None) -> int:
+        if job_id not in (None, ""):
+            return int(job_id)  # type: ignore[arg-type]
+        if not job_name:
+            raise InvalidRequestError("Give job_id or job_name.", platform=PLATFORM)
+        job = self.find_job_by_name(job_name)
+        if job is None:
+            names = sorted(str(j.get("name")) for j in self.list_jobs())
+            close = [n for n in names if job_name.lower() in n.lower()]
+            raise NameResolutionError(
+                f"No SAP Job Scheduling job named {job_name!r}. "
+                f"{'Similar' if close else 'Existing'}: {', '.join(map(repr, (close or names)[:20])) or 'none'}.",
+                platform=PLATFORM,
+                details={"name": job_name, "candidates": (close or names)[:20]},
+            )
+        return int(job.get("_id", job.get("jobId")))
+
+    def create_job(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        validate_job(job)
+        return self.client.post_json("scheduler/jobs", json=dict(job), idempotent=False)
+
+    def update_job(self, job_id: int | str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        check_body_size(changes)
+        return _json(self.client.request("PUT", f"scheduler/jobs/{job_id}", json=dict(changes)))
+
+    def create_or_update_job(self, job: Mapping[str, Any]) -> tuple[int, bool]:
+        """Create the job, or update the one with the same name: running it twice leaves one job.
+
+        :return: (job id, whether it was created).
+        """
+        validate_job(job)
+        existing = self.find_job_by_name(str(job["name"]))
+        if existing is None:
+            created = self.create_job(job)
+            return int(created.get("_id", created.get("jobId"))), True
+        job_id = int(existing.get("_id", existing.get("jobId")))
+        self.update_job(job_id, {k: v for k, v in job.items() if k != "schedules"})
+        return job_id, False
+
+    def delete_job(self, job_id: int | str) -> bool:
+        """Delete a job; returns False when it did not exist (deleting is idempotent)."""
+        try:
+            self.client.request("DELETE", f"scheduler/jobs/{job_id}").close()
+        except NotFoundError:
+            return False
+        return True
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    def create_schedule(self, job_id: int | str, schedule: Mapping[str, Any]) -> dict[str, Any]:
+        validate_schedule(schedule)
+        check_body_size(schedule)
+        return self.client.post_json(f"scheduler/jobs/{job_id}/schedules", json=dict(schedule), idempotent=False)
+
+    def run_now(self, job_id: int | str, data: Any = None, description: str | None = None) -> dict[str, Any]:
+        """Create a one-time ``time: now`` schedule: the service runs the job once, right away."""
+        schedule: dict[str, Any] = {"time": "now", "active": True, "description": description or "Airflow run"}
+        if data is not None:
+            schedule["data"] = data
+        return self.create_schedule(job_id, schedule)
+
+    def get_schedule(self, job_id: int | str, schedule_id: str, *, display_logs: bool = False) -> dict[str, Any]:
+        params = {"displayLogs": "true"} if display_logs else None
+        return self.client.get_json(f"scheduler/jobs/{job_id}/schedules/{schedule_id}", params=params)
+
+    def list_schedules(self, job_id: int | str) -> list[dict[str, Any]]:
+        payload = self.client.get_json(f"scheduler/jobs/{job_id}/schedules")
+        return list(payload.get("results", payload if isinstance(payload, list) else []))
+
+    def update_schedule(self, job_id: int | str, schedule_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        check_body_size(changes)
+        return _json(self.client.request("PUT", f"scheduler/jobs/{job_id}/schedules/{schedule_id}", json=dict(changes)))
+
+    def delete_schedule(self, job_id: int | str, schedule_id: str) -> None:
+        self.client.request("DELETE", f"scheduler/jobs/{job_id}/schedules/{schedule_id}").close()
+
+    def delete_all_schedules(self, job_id: int | str) -> None:
+        self.client.request("DELETE", f"scheduler/jobs/{job_id}/schedules").close()
+
+    def set_schedules_active(self, job_id: int | str, active: bool) -> dict[str, Any]:
+        """Activate or deactivate every schedule of a job."""
+        return self.client.post_json(
+            f"scheduler/jobs/{job_id}/schedules/activationStatus", json={"activationStatus": bool(active)}
+        )
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def _runs_path(self, job_id: int | str, schedule_id: str) -> str:
+        return f"scheduler/jobs/{job_id}/schedules/{quote(str(schedule_id))}/runs"
+
+    def list_runs(self, job_id: int | str, schedule_id: str) -> list[dict[str, Any]]:
+        return self._paged(self._runs_path(job_id, schedule_id))
+
+    def get_run(self, job_id: int | str, schedule_id: str, run_id: str) -> dict[str, Any]:
+        return self.client.get_json(f"{self._runs_path(job_id, schedule_id)}/{run_id}")
+
+    def update_run_log(
+        self, job_id: int | str, schedule_id: str, run_id: str, *, success: bool, message: str = ""
+    ) -> dict[str, Any]:
+        """Report the outcome of an asynchronous run (what the job's application calls when done)."""
+        return _json(
+            self.client.request(
+                "PUT",
+                f"{self._runs_path(job_id, schedule_id)}/{run_id}",
+                json={"success": bool(success), "message": message},
+            )
+        )
+
+    def current_run(self, job_id: int | str, schedule_id: str, run_id: str | None = None) -> dict[str, Any]:
+        """The run to wait on: ``run_id``'s log, or the schedule's first run (SCHEDULED until it exists)."""
+        if run_id:
+            return self.get_run(job_id, schedule_id, run_id)
+        payload = self.client.get_json(self._runs_path(job_id, schedule_id), params={"page_size": 1, "offset": 0})
+        return first_run(payload)
+
+    async def acurrent_run(self, job_id: int | str, schedule_id: str, run_id: str | None = None) -> dict[str, Any]:
+        client = await self.aget_client()
+        if run_id:
+            return await client.get_json(f"{self._runs_path(job_id, schedule_id)}/{run_id}")
+        payload = await client.get_json(self._runs_path(job_id, schedule_id), params={"page_size": 1, "offset": 0})
+        return first_run(payload)
+
+    async def aset_schedule_active(self, job_id: int | str, schedule_id: str, active: bool) -> None:
+        client = await self.aget_client()
+        await client.request("PUT", f"scheduler/jobs/{job_id}/schedules/{schedule_id}", json={"active": active})
+
+
+def first_run(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The first run of a runs page, or a SCHEDULED placeholder while the service has not created it."""
+    results = payload.get("results") or []
+    if results:
+        return dict(results[0])
+    return {"runStatus": "SCHEDULED", "runState": "SCHEDULED", "runId": None}
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        return response.json() if response.content else {}
+    finally:
+        response.close()

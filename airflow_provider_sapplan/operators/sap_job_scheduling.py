@@ -1,0 +1,203 @@
+"""SAP BTP Job Scheduling operators: run a job now and wait, create/update, delete, (de)activate."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NoReturn
+
+from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
+from airflow_provider_sapplan.core.links import XComUrlLink
+from airflow_provider_sapplan.core.operator import RemoteJobOperator
+from airflow_provider_sapplan.core.status import Outcome
+from airflow_provider_sapplan.exceptions import RemoteJobFailedError
+from airflow_provider_sapplan.hooks.sap_job_scheduling import (
+    PLATFORM,
+    SapJobSchedulingHook,
+    raw_run_state,
+    run_outcome,
+)
+from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
+
+JOB_URL_XCOM_KEY = "sap_job_scheduling_job_url"
+
+
+class SapJobSchedulingJobLink(XComUrlLink):
+    """Opens the job in the service dashboard (when the connection names the dashboard)."""
+
+    name = "SAP Job Scheduling job"
+    xcom_key = JOB_URL_XCOM_KEY
+
+
+def _one_job(job_id: Any, job_name: Any) -> None:
+    if (job_id in (None, "")) == (job_name in (None, "")):
+        raise ValueError("Give exactly one of job_id or job_name.")
+
+
+class _JobOperator(BaseOperator):
+    """Shared parameters: the connection and the job (by id or by name)."""
+
+    operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (SapJobSchedulingJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        job_id: int | str | None = None,
+        job_name: str | None = None,
+        sap_job_scheduling_conn_id: str = SapJobSchedulingHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _one_job(job_id, job_name)
+        self.job_id = job_id
+        self.job_name = job_name
+        self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
+
+    @property
+    def hook(self) -> SapJobSchedulingHook:
+        hook = self.__dict__.get("_hook")
+        if hook is None:
+            hook = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
+            self.__dict__["_hook"] = hook
+        return hook
+
+    def _push_job_url(self, context: Any, job_id: int) -> None:
+        url = self.hook.job_url(job_id)
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if url and ti is not None:
+            ti.xcom_push(key=JOB_URL_XCOM_KEY, value=url)
+
+
+class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
+    """Run a job now (a one-time ``time: "now"`` schedule) and wait for its run.
+
+    :param data: JSON payload handed to the job's action with this run.
+    Waiting (``wait_for_completion``, ``deferrable``, ``poll_interval``, ``timeout``, ``cancel_on_kill``,
+    ``durable``) works as for every run operator of this provider. The return value is the run log
+    with ``job_id`` and ``schedule_id``; a failed run raises with its ``httpStatus`` and ``runText``.
+    Killing the task deactivates the one-time schedule (the service cannot abort a call in flight).
+    """
+
+    template_fields = ("job_id", "job_name", "data")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"data": "json"}
+    xcom_ref_key = "sap_job_scheduling_run"
+    external_id_key = "sap_job_scheduling_run"
+
+    def __init__(self, *, data: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data = data
+
+    def submit(self, context: Any) -> dict[str, Any]:
+        job_id = self.hook.resolve_job_id(self.job_id, self.job_name)
+        self._push_job_url(context, job_id)
+        description = "Airflow run"
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is not None and isinstance(getattr(ti, "dag_id", None), str):
+            description = f"Airflow {ti.dag_id}.{ti.task_id} {ti.run_id} try {ti.try_number}"
+        schedule = self.hook.run_now(job_id, data=self.data, description=description)
+        return {"job_id": job_id, "schedule_id": str(schedule["scheduleId"])}
+
+    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
+        return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))
+
+    def outcome(self, status: dict[str, Any]) -> Outcome:
+        return run_outcome(status)
+
+    def raw_state(self, status: dict[str, Any]) -> str:
+        return raw_run_state(status)
+
+    def cancel(self, ref: dict[str, Any]) -> None:
+        self.hook.update_schedule(ref["job_id"], ref["schedule_id"], {"active": False})
+
+    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> SapJobSchedulingRunTrigger:
+        return SapJobSchedulingRunTrigger(
+            conn_id=self.sap_job_scheduling_conn_id,
+            ref=ref,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            deadline=deadline,
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.log.info("Job %s run %s succeeded: %s", ref["job_id"], status.get("runId"), status.get("runText"))
+        return {**ref, **status}
+
+    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
+        raise_run_failure(ref, status)
+
+
+def raise_run_failure(ref: dict[str, Any], run: dict[str, Any]) -> NoReturn:
+    raise RemoteJobFailedError(
+        f"{PLATFORM} job {ref['job_id']} run {run.get('runId')} (schedule {ref['schedule_id']}) ended "
+        f"{raw_run_state(run)} with HTTP status {run.get('httpStatus')}: {run.get('runText') or 'no run text'}.",
+        platform=PLATFORM,
+        details={**ref, "run": run},
+    )
+
+
+class SapJobSchedulingCreateJobOperator(BaseOperator):
+    """Create a job, or update the one with the same name (running it twice leaves one job).
+
+    :param job: the job definition (``name``, ``action``, ``httpMethod``, optional ``schedules``...),
+        validated before sending. Returns the job id.
+    """
+
+    template_fields = ("job",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"job": "json"}
+    operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (SapJobSchedulingJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        job: dict[str, Any],
+        sap_job_scheduling_conn_id: str = SapJobSchedulingHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
+
+    def execute(self, context: Any) -> int:
+        hook = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
+        job_id, created = hook.create_or_update_job(self.job)
+        self.log.info("%s job %r (id %s).", "Created" if created else "Updated", self.job.get("name"), job_id)
+        url = hook.job_url(job_id)
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if url and ti is not None:
+            ti.xcom_push(key=JOB_URL_XCOM_KEY, value=url)
+        return job_id
+
+
+class SapJobSchedulingDeleteJobOperator(_JobOperator):
+    """Delete a job (``job_id`` or ``job_name``); a job that is already gone is not an error."""
+
+    template_fields = ("job_id", "job_name")
+
+    def execute(self, context: Any) -> bool:
+        if self.job_id in (None, ""):
+            job = self.hook.find_job_by_name(str(self.job_name))
+            if job is None:
+                self.log.info("No job named %r; nothing to delete.", self.job_name)
+                return False
+            job_id = int(job.get("_id", job.get("jobId")))
+        else:
+            job_id = int(self.job_id)  # type: ignore[arg-type]
+        deleted = self.hook.delete_job(job_id)
+        self.log.info("Job %s %s.", job_id, "deleted" if deleted else "did not exist")
+        return deleted
+
+
+class SapJobSchedulingSetActiveOperator(_JobOperator):
+    """Activate (``active=True``) or deactivate every schedule of a job."""
+
+    template_fields = ("job_id", "job_name")
+
+    def __init__(self, *, active: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.active = active
+
+    def execute(self, context: Any) -> int:
+        job_id = self.hook.resolve_job_id(self.job_id, self.job_name)
+        self._push_job_url(context, job_id)
+        self.hook.set_schedules_active(job_id, self.active)
+        self.log.info("%s all schedules of job %s.", "Activated" if self.active else "Deactivated", job_id)
+        return job_id

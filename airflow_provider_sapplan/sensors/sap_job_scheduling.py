@@ -1,0 +1,71 @@
+"""Wait on a run of an SAP BTP Job Scheduling schedule started elsewhere (poke or deferrable)."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from airflow_provider_sapplan.core.sensor import RemoteJobSensor
+from airflow_provider_sapplan.core.status import Outcome
+from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook, raw_run_state, run_outcome
+from airflow_provider_sapplan.operators.sap_job_scheduling import raise_run_failure
+from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
+
+
+class SapJobSchedulingRunSensor(RemoteJobSensor):
+    """Succeeds when the run completes with SUCCESS; fails on ERROR, REQUEST_ERROR, UNKNOWN or TIMEOUT.
+
+    :param job_id: the job.
+    :param schedule_id: the schedule whose run to wait on.
+    :param run_id: a specific run; without it, the schedule's first run (one-time schedules have one).
+    """
+
+    template_fields = ("job_id", "schedule_id", "run_id")
+
+    def __init__(
+        self,
+        *,
+        job_id: int | str,
+        schedule_id: str,
+        run_id: str | None = None,
+        sap_job_scheduling_conn_id: str = SapJobSchedulingHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.schedule_id = schedule_id
+        self.run_id = run_id
+        self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
+
+    @property
+    def hook(self) -> SapJobSchedulingHook:
+        return SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
+
+    def job_ref(self) -> dict[str, Any]:
+        ref: dict[str, Any] = {"job_id": int(self.job_id), "schedule_id": str(self.schedule_id)}
+        if self.run_id:
+            ref["run_id"] = str(self.run_id)
+        return ref
+
+    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
+        return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))
+
+    def outcome(self, status: dict[str, Any]) -> Outcome:
+        return run_outcome(status)
+
+    def raw_state(self, status: dict[str, Any]) -> str:
+        return raw_run_state(status)
+
+    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> SapJobSchedulingRunTrigger:
+        return SapJobSchedulingRunTrigger(
+            conn_id=self.sap_job_scheduling_conn_id,
+            ref=ref,
+            poll_interval=self.poke_interval,
+            deadline=deadline,
+            cancel_on_kill=False,  # the sensor did not start this run: never touch its schedule
+        )
+
+    def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {**ref, **status}
+
+    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
+        raise_run_failure(ref, status)
