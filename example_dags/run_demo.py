@@ -35,6 +35,19 @@ def sandbox_connections(url: str) -> dict[str, dict[str, Any]]:
                 "model_id": MODEL_ID,
             },
         },
+        "sap_job_scheduling_default": {
+            "conn_type": "sap_job_scheduling",
+            "extra": {
+                "service_key": {
+                    "url": f"{url}/sap-job-scheduling/api",
+                    "uaa": {
+                        "url": f"{url}/sap-job-scheduling/uaa",
+                        "clientid": "sb-sandbox!b1|jobscheduler!b1",
+                        "clientsecret": "sandbox-secret",
+                    },
+                }
+            },
+        },
     }
 
 
@@ -73,25 +86,29 @@ def main() -> int:
 
     from airflow_provider_sapplan.sandbox import SandboxServer
 
-    started = time.monotonic()
+    results: list[tuple[str, str, float, dict[str, Any]]] = []
     with SandboxServer(time_scale=1.0) as sandbox:
         print(f"Sandbox serving {sandbox.url}")
         export_connections(sandbox.url)
         migrate_database()
-        dag = load_dag("anaplan_planning_cycle")
-        dag_run = dag.test()
-        state = str(getattr(dag_run, "state", dag_run))
-        summary = _summary(sandbox, output)
-    elapsed = time.monotonic() - started
-    print("\n== anaplan_planning_cycle ==")
-    print(f"state:            {state}")
-    for key, value in summary.items():
-        print(f"{key + ':':<18}{value}")
-    print(f"time taken:       {elapsed:.1f}s")
-    return 0 if state.endswith("success") else 1
+        for dag_id, summarize in (
+            ("anaplan_planning_cycle", lambda: _anaplan_summary(sandbox, output)),
+            ("sap_job_scheduling_run", _job_scheduling_summary),
+        ):
+            started = time.monotonic()
+            dag_run = load_dag(dag_id).test()
+            state = str(getattr(dag_run, "state", dag_run)).rsplit(".", 1)[-1].lower()
+            results.append((dag_id, state, time.monotonic() - started, summarize()))
+    for dag_id, state, elapsed, summary in results:
+        print(f"\n== {dag_id} ==")
+        print(f"{'state:':<18}{state}")
+        for key, value in summary.items():
+            print(f"{key + ':':<18}{value}")
+        print(f"{'time taken:':<18}{elapsed:.1f}s")
+    return 0 if all(state == "success" for _, state, _, _ in results) else 1
 
 
-def _summary(sandbox: Any, output: Path) -> dict[str, Any]:
+def _anaplan_summary(sandbox: Any, output: Path) -> dict[str, Any]:
     from airflow_provider_sapplan.hooks.anaplan import AnaplanHook, row_counts
 
     hook = AnaplanHook("anaplan_default")
@@ -110,8 +127,25 @@ def _summary(sandbox: Any, output: Path) -> dict[str, Any]:
     return {
         "rows": rows,
         "file downloaded": downloaded,
-        "tasks started": dict(sandbox.stats.tasks_started),
-        "auth requests": dict(sandbox.stats.auth_requests),
+        "tasks started": {k: v for k, v in sandbox.stats.tasks_started.items() if not k.startswith("jss:")},
+        "auth requests": sandbox.stats.auth_requests.get("anaplan", 0),
+    }
+
+
+def _job_scheduling_summary() -> dict[str, Any]:
+    from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
+
+    hook = SapJobSchedulingHook()
+    job = hook.find_job_by_name("planning_actuals_refresh")
+    if job is None:
+        return {"job": "missing"}
+    job_id = int(job.get("_id", job.get("jobId")))
+    schedules = hook.list_schedules(job_id)
+    runs = [run for schedule in schedules for run in hook.list_runs(job_id, schedule["scheduleId"])]
+    return {
+        "job": f"{job['name']} (id {job_id})",
+        "runs": ", ".join(f"{r.get('runStatus')}/{r.get('runState')} HTTP {r.get('httpStatus')}" for r in runs),
+        "schedules active": sum(bool(s.get("active")) for s in schedules),
     }
 
 

@@ -24,6 +24,7 @@ from airflow_provider_sapplan._compat import (
     ResumableJobMixin,
     default_deferrable,
 )
+from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
 from airflow_provider_sapplan.core.waiting import PollSchedule, deadline_after, seconds
@@ -32,7 +33,7 @@ from airflow_provider_sapplan.exceptions import NotFoundError, RemoteJobTimeoutE
 NOT_FOUND = "not_found"
 
 
-class RemoteJobOperator(ResumableJobMixin, BaseOperator):
+class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     """Base for operators that start one remote job and (optionally) wait for it.
 
     :param wait_for_completion: wait for the job to end; otherwise return right after starting it.
@@ -71,35 +72,23 @@ class RemoteJobOperator(ResumableJobMixin, BaseOperator):
         self._ref: dict[str, Any] | None = None
         self._deadline: float | None = None
 
-    # -- platform API ------------------------------------------------------------------------------
+    # -- platform API (plus RemoteJobMixin's fetch/outcome/raw_state/succeeded/failed) -------------
 
     def submit(self, context: Any) -> dict[str, Any]:
         """Start the remote job; return its JSON reference (ids only)."""
-        raise NotImplementedError
-
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        """The job's current status document."""
-        raise NotImplementedError
-
-    def outcome(self, status: dict[str, Any]) -> Outcome:
-        raise NotImplementedError
-
-    def raw_state(self, status: dict[str, Any]) -> str:
         raise NotImplementedError
 
     def cancel(self, ref: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> BaseTrigger:
-        raise NotImplementedError
-
-    def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
-        """The task's return value (XCom) for a job that succeeded."""
-        raise NotImplementedError
-
-    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
-        """Raise the error for a job that ended unsuccessfully."""
-        raise NotImplementedError
+        return self.build_trigger(
+            ref,
+            deadline,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            cancel_on_kill=self.cancel_on_kill,
+        )
 
     def extra_xcom(self, ref: dict[str, Any]) -> dict[str, Any]:
         """More XCom values to push with the reference (a UI link, ...)."""

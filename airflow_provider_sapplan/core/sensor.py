@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow_provider_sapplan._compat import BaseSensorOperator, BaseTrigger, default_deferrable
+from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
 from airflow_provider_sapplan.core.waiting import MIN_POLL_INTERVAL, deadline_after
 from airflow_provider_sapplan.exceptions import RemoteJobTimeoutError, SapplanError
 
 
-class RemoteJobSensor(BaseSensorOperator):
+class RemoteJobSensor(RemoteJobMixin, BaseSensorOperator):
     """Pokes (or defers on) one remote job; succeeds when it succeeds, fails when it fails.
 
-    Subclasses provide :meth:`job_ref`, :meth:`fetch`, :meth:`outcome`, :meth:`raw_state`,
-    :meth:`make_trigger`, :meth:`succeeded` and :meth:`failed`.
+    Subclasses provide :meth:`job_ref` and :class:`RemoteJobMixin`'s platform API.
     """
 
     def __init__(
@@ -31,23 +31,12 @@ class RemoteJobSensor(BaseSensorOperator):
     def job_ref(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def outcome(self, status: dict[str, Any]) -> Outcome:
-        raise NotImplementedError
-
-    def raw_state(self, status: dict[str, Any]) -> str:
-        raise NotImplementedError
-
     def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> BaseTrigger:
-        raise NotImplementedError
+        # The sensor did not start this job: it never cancels it.
+        return self.build_trigger(ref, deadline, poll_interval=self.poke_interval, cancel_on_kill=False)
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
         return status
-
-    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
-        raise NotImplementedError
 
     def poke(self, context: Any) -> bool:
         ref = self.job_ref()

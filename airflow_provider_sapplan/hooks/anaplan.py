@@ -411,10 +411,6 @@ class AnaplanHook(PlatformHook):
         workspace, model = self.model_ids(workspace_id, model_id)
         return f"workspaces/{workspace}/models/{model}"
 
-    async def _amodel_path(self, workspace_id: str | None, model_id: str | None) -> str:
-        await self.aget_client()  # loads the connection's defaults without blocking the loop
-        return self._model_path(workspace_id, model_id)
-
     def check_connection(self) -> str:
         payload = self.client.get_json("workspaces", params={"limit": 1})
         total = ((payload.get("meta") or {}).get("paging") or {}).get("totalSize")
@@ -515,6 +511,16 @@ class AnaplanHook(PlatformHook):
             raise SapplanError(f"Anaplan started no task for {action_id}: {payload}", platform="Anaplan")
         return task
 
+    def _task_path(
+        self,
+        action_type: ActionType | str,
+        action_id: str,
+        task_id: str,
+        workspace_id: str | None,
+        model_id: str | None,
+    ) -> str:
+        return self._action_path(action_type, action_id, workspace_id, model_id) + f"/tasks/{task_id}"
+
     def get_task(
         self,
         action_type: ActionType | str,
@@ -524,8 +530,7 @@ class AnaplanHook(PlatformHook):
         workspace_id: str | None = None,
         model_id: str | None = None,
     ) -> dict[str, Any]:
-        path = self._action_path(action_type, action_id, workspace_id, model_id) + f"/tasks/{task_id}"
-        payload = self.client.get_json(path)
+        payload = self.client.get_json(self._task_path(action_type, action_id, task_id, workspace_id, model_id))
         return payload.get("task") or payload
 
     async def aget_task(
@@ -537,10 +542,9 @@ class AnaplanHook(PlatformHook):
         workspace_id: str | None = None,
         model_id: str | None = None,
     ) -> dict[str, Any]:
-        client = await self.aget_client()
-        kind = ActionType.coerce(action_type)
-        path = f"{await self._amodel_path(workspace_id, model_id)}/{kind.value}/{action_id}/tasks/{task_id}"
-        payload = await client.get_json(path)
+        """:meth:`get_task` for triggers: no blocking call on the event loop."""
+        client = await self.aget_client()  # also loads the connection's default workspace and model
+        payload = await client.get_json(self._task_path(action_type, action_id, task_id, workspace_id, model_id))
         return payload.get("task") or payload
 
     def list_tasks(
@@ -568,7 +572,7 @@ class AnaplanHook(PlatformHook):
         model_id: str | None = None,
     ) -> dict[str, Any]:
         """Ask Anaplan to cancel a task (DELETE on the task); it passes through CANCELLING to CANCELLED."""
-        path = self._action_path(action_type, action_id, workspace_id, model_id) + f"/tasks/{task_id}"
+        path = self._task_path(action_type, action_id, task_id, workspace_id, model_id)
         response = self.client.request("DELETE", path)
         payload = response.json() if response.content else {}
         return payload.get("task") or payload
@@ -582,10 +586,11 @@ class AnaplanHook(PlatformHook):
         workspace_id: str | None = None,
         model_id: str | None = None,
     ) -> dict[str, Any]:
+        """:meth:`cancel_task` for triggers."""
         client = await self.aget_client()
-        kind = ActionType.coerce(action_type)
-        path = f"{await self._amodel_path(workspace_id, model_id)}/{kind.value}/{action_id}/tasks/{task_id}"
-        response = await client.request("DELETE", path)
+        response = await client.request(
+            "DELETE", self._task_path(action_type, action_id, task_id, workspace_id, model_id)
+        )
         payload = response.json()
         return payload.get("task") or payload
 
@@ -600,7 +605,7 @@ class AnaplanHook(PlatformHook):
         workspace_id: str | None,
         model_id: str | None,
     ) -> str:
-        base = self._action_path(action_type, action_id, workspace_id, model_id) + f"/tasks/{task_id}"
+        base = self._task_path(action_type, action_id, task_id, workspace_id, model_id)
         if ActionType.coerce(action_type) is ActionType.PROCESS:
             if not object_id:
                 raise SapplanError("A process dump needs the objectId of the failed step.", platform="Anaplan")

@@ -252,6 +252,8 @@ class _AnaplanRunOperator(RemoteJobOperator, _AnaplanModelOperator):
     kind_field: ClassVar[str]
     xcom_ref_key = "anaplan_task"
     external_id_key = "anaplan_task"
+    trigger_class = AnaplanTaskTrigger
+    conn_id_field = "anaplan_conn_id"
 
     template_fields: ClassVar[tuple[str, ...]] = (
         "workspace_id",
@@ -322,16 +324,6 @@ class _AnaplanRunOperator(RemoteJobOperator, _AnaplanModelOperator):
 
     def cancel(self, ref: dict[str, Any]) -> None:
         self._hook_for(ref).cancel_task(ref["action_type"], ref["action_id"], ref["task_id"])
-
-    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> AnaplanTaskTrigger:
-        return AnaplanTaskTrigger(
-            conn_id=self.anaplan_conn_id,
-            ref=ref,
-            poll_interval=self.poll_interval,
-            max_poll_interval=self.max_poll_interval,
-            deadline=deadline,
-            cancel_on_kill=self.cancel_on_kill,
-        )
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
         summary = task_summary(ref, status)

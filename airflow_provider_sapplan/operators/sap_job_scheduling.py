@@ -80,6 +80,8 @@ class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"data": "json"}
     xcom_ref_key = "sap_job_scheduling_run"
     external_id_key = "sap_job_scheduling_run"
+    trigger_class = SapJobSchedulingRunTrigger
+    conn_id_field = "sap_job_scheduling_conn_id"
 
     def __init__(self, *, data: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -106,16 +108,6 @@ class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
 
     def cancel(self, ref: dict[str, Any]) -> None:
         self.hook.update_schedule(ref["job_id"], ref["schedule_id"], {"active": False})
-
-    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> SapJobSchedulingRunTrigger:
-        return SapJobSchedulingRunTrigger(
-            conn_id=self.sap_job_scheduling_conn_id,
-            ref=ref,
-            poll_interval=self.poll_interval,
-            max_poll_interval=self.max_poll_interval,
-            deadline=deadline,
-            cancel_on_kill=self.cancel_on_kill,
-        )
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         self.log.info("Job %s run %s succeeded: %s", ref["job_id"], status.get("runId"), status.get("runText"))

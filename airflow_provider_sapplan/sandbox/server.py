@@ -42,11 +42,12 @@ from .routing import (
     normalize_path,
     parse_query,
 )
+from .sap_job_scheduling import JobSchedulingBackend, SapJobSchedulingPlatform
 from .stats import Stats
 from .storage import make_data_dir
 
 #: Every emulated platform. Adding one = writing its module and listing its Platform class here.
-PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform,)
+PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform, SapJobSchedulingPlatform)
 
 _REASONS = {
     400: "Bad Request",
@@ -363,6 +364,13 @@ class SandboxServer:
         """The Anaplan backend (seed data, configuration and inspection from Python)."""
         platform = self.platforms["anaplan"]
         assert isinstance(platform, AnaplanPlatform)
+        return platform.backend
+
+    @property
+    def sap_job_scheduling(self) -> JobSchedulingBackend:
+        """The SAP BTP Job Scheduling backend (seed data, configuration and inspection from Python)."""
+        platform = self.platforms["sap_job_scheduling"]
+        assert isinstance(platform, SapJobSchedulingPlatform)
         return platform.backend
 
     def reset(self) -> None:

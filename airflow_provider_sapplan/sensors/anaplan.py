@@ -17,6 +17,9 @@ class AnaplanTaskSensor(RemoteJobSensor):
     Give exactly one of ``import_id``, ``export_id``, ``process_id`` or ``action_id``, and ``task_id``.
     """
 
+    trigger_class = AnaplanTaskTrigger
+    conn_id_field = "anaplan_conn_id"
+
     template_fields = (
         "import_id",
         "export_id",
@@ -87,15 +90,6 @@ class AnaplanTaskSensor(RemoteJobSensor):
 
     def raw_state(self, status: dict[str, Any]) -> str:
         return str(status.get("taskState"))
-
-    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> AnaplanTaskTrigger:
-        return AnaplanTaskTrigger(
-            conn_id=self.anaplan_conn_id,
-            ref=ref,
-            poll_interval=self.poke_interval,
-            deadline=deadline,
-            cancel_on_kill=False,  # the sensor did not start this task: never cancel it
-        )
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         return task_summary(ref, status)

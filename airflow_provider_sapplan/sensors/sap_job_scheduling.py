@@ -19,6 +19,9 @@ class SapJobSchedulingRunSensor(RemoteJobSensor):
     :param run_id: a specific run; without it, the schedule's first run (one-time schedules have one).
     """
 
+    trigger_class = SapJobSchedulingRunTrigger
+    conn_id_field = "sap_job_scheduling_conn_id"
+
     template_fields = ("job_id", "schedule_id", "run_id")
 
     def __init__(
@@ -54,15 +57,6 @@ class SapJobSchedulingRunSensor(RemoteJobSensor):
 
     def raw_state(self, status: dict[str, Any]) -> str:
         return raw_run_state(status)
-
-    def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> SapJobSchedulingRunTrigger:
-        return SapJobSchedulingRunTrigger(
-            conn_id=self.sap_job_scheduling_conn_id,
-            ref=ref,
-            poll_interval=self.poke_interval,
-            deadline=deadline,
-            cancel_on_kill=False,  # the sensor did not start this run: never touch its schedule
-        )
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         return {**ref, **status}
