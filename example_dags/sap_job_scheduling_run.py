@@ -35,14 +35,18 @@ with DAG(
     schedule=None,
     catchup=False,
     tags=["sap", "job-scheduling", "example"],
-    default_args={"sap_job_scheduling_conn_id": "sap_job_scheduling_default", "retries": 1},
+    default_args={
+        "sap_job_scheduling_conn_id": "sap_job_scheduling_default",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=10),
+    },
 ) as dag:
     ensure_job = SapJobSchedulingCreateJobOperator(task_id="ensure_job", job=JOB)
 
     run_job = SapJobSchedulingRunJobOperator(
         task_id="run_job_now",
         job_id=ensure_job.output,
-        data={"period": "{{ ds }}", "source": "airflow"},
+        data={"airflow_run_id": "{{ run_id }}", "source": "airflow"},
         deferrable=True,
         poll_interval=5,
         timeout=timedelta(minutes=30),

@@ -60,10 +60,14 @@ class _JobOperator(BaseOperator):
         return hook
 
     def _push_job_url(self, context: Any, job_id: int) -> None:
-        url = self.hook.job_url(job_id)
-        ti = context.get("ti") if hasattr(context, "get") else None
-        if url and ti is not None:
-            ti.xcom_push(key=JOB_URL_XCOM_KEY, value=url)
+        push_job_url(context, self.hook, job_id)
+
+
+def push_job_url(context: Any, hook: SapJobSchedulingHook, job_id: int) -> None:
+    """Push the dashboard link ("" when the connection names no dashboard, so the link renders empty)."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is not None:
+        ti.xcom_push(key=JOB_URL_XCOM_KEY, value=hook.job_url(job_id) or "")
 
 
 class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
@@ -152,10 +156,7 @@ class SapJobSchedulingCreateJobOperator(BaseOperator):
         hook = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
         job_id, created = hook.create_or_update_job(self.job)
         self.log.info("%s job %r (id %s).", "Created" if created else "Updated", self.job.get("name"), job_id)
-        url = hook.job_url(job_id)
-        ti = context.get("ti") if hasattr(context, "get") else None
-        if url and ti is not None:
-            ti.xcom_push(key=JOB_URL_XCOM_KEY, value=url)
+        push_job_url(context, hook, job_id)
         return job_id
 
 

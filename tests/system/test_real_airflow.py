@@ -26,7 +26,6 @@ from example_dags.run_demo import DAGS, sandbox_connections
 
 pytestmark = pytest.mark.system
 
-DAG_ID = "anaplan_planning_cycle"
 BIN = Path(sys.executable).parent
 DEADLINE_SECONDS = 420
 
@@ -136,39 +135,55 @@ def _query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
             return []
 
 
-def test_example_dag_runs_under_scheduler_and_triggerer(airflow_stack: tuple[Processes, Path, str]) -> None:
+# DAG id -> its deferrable tasks, whose waits the triggerer must complete.
+DEFERRED_TASKS = {
+    "anaplan_planning_cycle": ("import_actuals", "monthly_close", "export_forecast"),
+    "sap_job_scheduling_run": ("run_job_now",),
+}
+
+
+def test_example_dags_run_under_scheduler_and_triggerer(airflow_stack: tuple[Processes, Path, str]) -> None:
     procs, db, url = airflow_stack
     deadline = time.time() + DEADLINE_SECONDS
-    while not _query(db, "select dag_id from dag where dag_id = ?", DAG_ID):
-        procs.check_alive()
-        assert time.time() < deadline, "the DAG was never parsed"
-        time.sleep(2)
-    subprocess.run(["airflow", "dags", "unpause", DAG_ID], env=procs.env, check=True, capture_output=True)
-    subprocess.run(["airflow", "dags", "trigger", DAG_ID], env=procs.env, check=True, capture_output=True)
+    for dag_id in DEFERRED_TASKS:
+        while not _query(db, "select dag_id from dag where dag_id = ?", dag_id):
+            procs.check_alive()
+            assert time.time() < deadline, f"{dag_id} was never parsed"
+            time.sleep(2)
+        subprocess.run(["airflow", "dags", "unpause", dag_id], env=procs.env, check=True, capture_output=True)
+        subprocess.run(["airflow", "dags", "trigger", dag_id], env=procs.env, check=True, capture_output=True)
 
-    state = None
+    states: dict[str, str | None] = {}
     while time.time() < deadline:
-        rows = _query(db, "select state from dag_run where dag_id = ?", DAG_ID)
-        state = rows[0][0] if rows else None
-        if state in ("success", "failed"):
+        states = {dag_id: _run_state(db, dag_id) for dag_id in DEFERRED_TASKS}
+        if all(state in ("success", "failed") for state in states.values()):
             break
         procs.check_alive()
         time.sleep(3)
-    tasks = _query(db, "select task_id, state, try_number from task_instance where dag_id = ?", DAG_ID)
-    assert state == "success", f"run ended {state}: {tasks}\n{procs.log('scheduler')[-3000:]}"
-    assert all(row[1] == "success" for row in tasks) and len(tasks) == 5
+    tasks = _query(db, "select dag_id, task_id, state, try_number from task_instance")
+    assert all(state == "success" for state in states.values()), (
+        f"runs ended {states}: {tasks}\n{procs.log('scheduler')[-3000:]}"
+    )
+    assert all(row[2] == "success" for row in tasks) and len(tasks) == 8
 
     # The deferred waits were completed by the triggerer process (its log lines land in the task logs
     # on Airflow 3, in the triggerer's own output on 2.11).
     trigger_logs = procs.log("triggerer") + "".join(
         path.read_text(errors="replace") for path in (db.parent / "logs").rglob("*trigger*")
     )
-    for task_id in ("import_actuals", "monthly_close", "export_forecast"):
+    for task_id in (task for group in DEFERRED_TASKS.values() for task in group):
         fired = [line for line in trigger_logs.splitlines() if task_id in line and "'status': 'success'" in line]
         assert fired, f"no trigger event for {task_id} in the triggerer's logs:\n{trigger_logs[-3000:]}"
 
     import urllib.request
 
     with urllib.request.urlopen(f"{url}/_sandbox/stats", timeout=10) as response:
-        stats = json.load(response)
-    assert stats["tasks_started"] == {"112000000001": 1, "118000000001": 1, "116000000001": 1}
+        started = json.load(response)["tasks_started"]
+    anaplan = {key: value for key, value in started.items() if not key.startswith("jss:")}
+    assert anaplan == {"112000000001": 1, "118000000001": 1, "116000000001": 1}
+    assert [value for key, value in started.items() if key.startswith("jss:")] == [1]  # exactly one job run
+
+
+def _run_state(db: Path, dag_id: str) -> str | None:
+    rows = _query(db, "select state from dag_run where dag_id = ?", dag_id)
+    return rows[0][0] if rows else None
