@@ -133,3 +133,36 @@ def test_object_storage_paths_round_trip(tmp_path: Path) -> None:
 def test_missing_local_source_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="does not exist"):
         source_size(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("hook_path", ["anaplan.AnaplanHook", "sap_job_scheduling.SapJobSchedulingHook"])
+def test_connection_form_for_older_airflow(hook_path: str) -> None:
+    pytest.importorskip("flask_appbuilder", reason="the legacy form needs the FAB UI (Airflow < 3.2)")
+    import importlib
+
+    module, _, name = hook_path.rpartition(".")
+    hook = getattr(importlib.import_module(f"airflow_provider_sapplan.hooks.{module}"), name)
+    conn = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[hook.conn_type]
+    assert set(hook.get_connection_form_widgets()) == set(conn["conn-fields"])
+    assert hook.get_ui_field_behaviour() == conn["ui-field-behaviour"]
+
+
+def test_no_secret_reaches_xcom_or_trigger_kwargs(anaplan_conn: str, requests_mock: Any) -> None:
+    import json as jsonlib
+    from unittest import mock
+
+    from airflow_provider_sapplan._compat import TaskDeferred
+    from airflow_provider_sapplan.operators.anaplan import AnaplanRunImportOperator
+    from tests.conftest import MODEL, WORKSPACE
+
+    tasks = f"{ANAPLAN_API}/workspaces/{WORKSPACE}/models/{MODEL}/imports/112000000001/tasks"
+    requests_mock.post(f"{ANAPLAN_AUTH}/token/authenticate", json=token_body("SECRET-TOKEN-VALUE"))
+    requests_mock.post(tasks, json={"task": {"taskId": "T1"}})
+    requests_mock.get(f"{tasks}/T1", json={"task": {"taskState": "IN_PROGRESS"}})
+    ti = mock.MagicMock()
+    with pytest.raises(TaskDeferred) as deferred:
+        AnaplanRunImportOperator(task_id="t", import_id="112000000001", deferrable=True).execute({"ti": ti})
+    pushed = jsonlib.dumps([c.kwargs for c in ti.xcom_push.call_args_list])
+    kwargs = jsonlib.dumps(deferred.value.trigger.serialize()[1])
+    for secret in ("SECRET-TOKEN-VALUE", "s3cret-pass"):
+        assert secret not in pushed and secret not in kwargs
