@@ -1636,22 +1636,12 @@ class AnaplanPlatform(Platform):
     name = "anaplan"
     title = "Anaplan (Integration API v2)"
 
-    def __init__(self, context: SandboxContext) -> None:
-        super().__init__(context)
-        self._backend = AnaplanBackend(context)
+    backend_class = AnaplanBackend
 
     @property
     def backend(self) -> AnaplanBackend:
         """The Anaplan state."""
         return self._backend
-
-    def reset(self) -> None:
-        """Seed state again."""
-        self._backend.reset()
-
-    def close(self) -> None:
-        """Release the backend."""
-        self._backend.close()
 
     def connection_hints(self, base_url: str) -> list[str]:
         """The ``AIRFLOW_CONN_ANAPLAN_DEFAULT`` line for this server."""

@@ -39,31 +39,40 @@ class SandboxContext:
 
 
 class Platform(ABC):
-    """One emulated platform: its name, its HTTP mounts, its backend and how to reset it."""
+    """One emulated platform: its name, its HTTP mounts, and the backend holding its state.
+
+    The backend (``backend_class(context)``) must offer ``reset()``; ``close()`` is optional.
+    """
 
     #: Short name, used in URLs (``/<name>/...``, ``/_sandbox/<name>/...``) and in the stats.
     name: ClassVar[str]
     #: Human-readable name printed by ``python -m airflow_provider_sapplan.sandbox``.
     title: ClassVar[str]
+    #: The state class; one instance per server.
+    backend_class: ClassVar[type]
 
     def __init__(self, context: SandboxContext) -> None:
         self.context = context
+        self._backend = self.backend_class(context)
 
     @property
-    @abstractmethod
     def backend(self) -> Any:
         """The state object tests script from Python (``server.<name>``)."""
+        return self._backend
 
     @abstractmethod
     def mounts(self) -> list[Mount]:
         """The URL prefixes this platform serves: API, auth and ``/_sandbox/<name>`` control."""
 
-    @abstractmethod
     def reset(self) -> None:
         """Return to the seed state (``POST /_sandbox/reset``)."""
+        self._backend.reset()
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most platforms have nothing to release
-        """Release resources when the server stops."""
+    def close(self) -> None:
+        """Release the backend's resources when the server stops."""
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
 
     def connection_hints(self, base_url: str) -> list[str]:
         """Lines telling a user how to point an Airflow connection at this platform's fake."""

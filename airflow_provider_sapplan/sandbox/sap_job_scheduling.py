@@ -1263,18 +1263,12 @@ class SapJobSchedulingPlatform(Platform):
     name = "sap_job_scheduling"
     title = "SAP BTP Job Scheduling Service (REST API)"
 
-    def __init__(self, context: SandboxContext) -> None:
-        super().__init__(context)
-        self._backend = JobSchedulingBackend(context)
+    backend_class = JobSchedulingBackend
 
     @property
     def backend(self) -> JobSchedulingBackend:
         """The Job Scheduling state."""
         return self._backend
-
-    def reset(self) -> None:
-        """Seed state again."""
-        self._backend.reset()
 
     def connection_hints(self, base_url: str) -> list[str]:
         """The ``AIRFLOW_CONN_SAP_JOB_SCHEDULING_DEFAULT`` line for this server."""
