@@ -63,6 +63,15 @@ def raw_run_state(run: Mapping[str, Any]) -> str:
     return f"{run.get('runStatus')}/{run.get('runState')}"
 
 
+def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A run log with its timestamps normalised to ISO-8601 UTC (the service mixes two formats)."""
+    summary = dict(run)
+    for key in ("scheduleTimestamp", "executionTimestamp", "completionTimestamp"):
+        parsed = parse_timestamp(run.get(key))
+        summary[key] = parsed.isoformat() if parsed else run.get(key)
+    return summary
+
+
 _TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M")
 
 

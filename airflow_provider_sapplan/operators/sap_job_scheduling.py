@@ -14,6 +14,7 @@ from airflow_provider_sapplan.hooks.sap_job_scheduling import (
     SapJobSchedulingHook,
     raw_run_state,
     run_outcome,
+    run_summary,
 )
 from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
 
@@ -115,7 +116,7 @@ class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         self.log.info("Job %s run %s succeeded: %s", ref["job_id"], status.get("runId"), status.get("runText"))
-        return {**ref, **status}
+        return {**ref, **run_summary(status)}
 
     def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
         raise_run_failure(ref, status)

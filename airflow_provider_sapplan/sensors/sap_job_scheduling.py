@@ -6,7 +6,12 @@ from typing import Any, NoReturn
 
 from airflow_provider_sapplan.core.sensor import RemoteJobSensor
 from airflow_provider_sapplan.core.status import Outcome
-from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook, raw_run_state, run_outcome
+from airflow_provider_sapplan.hooks.sap_job_scheduling import (
+    SapJobSchedulingHook,
+    raw_run_state,
+    run_outcome,
+    run_summary,
+)
 from airflow_provider_sapplan.operators.sap_job_scheduling import raise_run_failure
 from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
 
@@ -59,7 +64,7 @@ class SapJobSchedulingRunSensor(RemoteJobSensor):
         return raw_run_state(status)
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
-        return {**ref, **status}
+        return {**ref, **run_summary(status)}
 
     def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
         raise_run_failure(ref, status)

@@ -306,3 +306,45 @@ def test_durable_retry_after_vanished_task_resubmits(api: Any, monkeypatch: pyte
     store.get.return_value = {**REF, "task_id": "GONE"}
     run_import(deferrable=False).execute({"ti": mock.MagicMock(stats_tags={}), "task_state_store": store})
     assert sum(r.method == "POST" and r.url == TASKS for r in api.request_history) == 1
+
+
+def test_sensor_pokes_until_complete_and_reads_dumps_on_failure(api: Any, context: dict) -> None:
+    from airflow_provider_sapplan.sensors.anaplan import AnaplanTaskSensor
+
+    api.get(
+        f"{TASKS}/T1",
+        [{"json": {"task": {"taskState": "IN_PROGRESS"}}}, {"json": {"task": FAILED_TASK}}],
+    )
+    api.get(f"{TASKS}/T1/dump/chunks", json={"chunks": []})
+    sensor = AnaplanTaskSensor(task_id="wait", import_id=IMPORT_ID, anaplan_task_id="T1")
+    assert sensor.poke(context) is False
+    with pytest.raises(RemoteJobFailedError, match="3 row"):
+        sensor.poke(context)
+
+
+def test_deferrable_sensor_never_cancels(api: Any, context: dict) -> None:
+    from airflow_provider_sapplan.sensors.anaplan import AnaplanTaskSensor
+
+    api.get(f"{TASKS}/T1", json={"task": {"taskState": "IN_PROGRESS"}})
+    sensor = AnaplanTaskSensor(task_id="wait", import_id=IMPORT_ID, anaplan_task_id="T1", deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    assert isinstance(deferred.value.trigger, AnaplanTaskTrigger)
+    assert deferred.value.trigger.cancel_on_kill is False and deferred.value.trigger.ref["task_id"] == "T1"
+
+
+def test_sensor_needs_one_action_and_a_task() -> None:
+    from airflow_provider_sapplan.sensors.anaplan import AnaplanTaskSensor
+
+    with pytest.raises(ValueError, match="exactly one of import_id"):
+        AnaplanTaskSensor(task_id="w", import_id="1", export_id="2", anaplan_task_id="T")
+    with pytest.raises(ValueError, match="anaplan_task_id"):
+        AnaplanTaskSensor(task_id="w", import_id="1")
+
+
+def test_model_link_reads_the_pushed_url() -> None:
+    from airflow_provider_sapplan.operators.anaplan import AnaplanModelLink
+
+    with mock.patch("airflow_provider_sapplan.core.links.XCom.get_value", return_value="https://x/model") as get:
+        assert AnaplanModelLink().get_link(run_import(), ti_key="key") == "https://x/model"
+    get.assert_called_once_with(key="anaplan_model_url", ti_key="key")

@@ -386,3 +386,14 @@ async def test_trigger_on_kill_deactivates_schedule() -> None:
     with mock.patch.object(SapJobSchedulingHook, "aset_schedule_active", deactivate):
         await SapJobSchedulingRunTrigger(conn_id="c", ref=REF).on_kill()
     deactivate.assert_awaited_once_with(3, "sched-1", False)
+
+
+def test_run_result_normalises_both_timestamp_formats(context: dict[str, Any]) -> None:
+    event = {
+        "status": "success",
+        "ref": REF,
+        "result": run("SUCCESS", executionTimestamp="2026-11-22 06:00:01", completionTimestamp="2026-11-22T06:00:09"),
+    }
+    result = SapJobSchedulingRunJobOperator(task_id="run", job_id=3).execute_complete(context, event)
+    assert result["executionTimestamp"] == "2026-11-22T06:00:01+00:00"
+    assert result["completionTimestamp"] == "2026-11-22T06:00:09+00:00"
