@@ -62,6 +62,59 @@ def peak_rss() -> int:
     return int(value if sys.platform == "darwin" else value * 1024)
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark to the current RSS (Linux ``clear_refs`` 5).
+
+    Without it a transient before the measurement (an import) could pass for the measurement's
+    peak. Returns False where unsupported; :func:`peak_rss_since_reset` then falls back to
+    ``ru_maxrss`` (the process lifetime peak, an upper bound).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_since_reset() -> int:
+    """``VmHWM`` (peak RSS since :func:`reset_peak_rss`) in bytes, else the lifetime peak."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return peak_rss()
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used (every core), to spot noisy neighbours."""
+    import psutil
+
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return float(sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0))
+
+
+def wait_for_quiet(max_wait: float = 30.0, threshold: float = 0.25) -> dict[str, Any]:
+    """Wait (at most ``max_wait`` s) until the machine's other load is below ``threshold`` cores.
+
+    Called with nothing of ours running, so whatever keeps the CPUs busy is a neighbour (a test
+    run, a build) that would distort the next measurement. Returns what was seen, for the record.
+    """
+    started = time.monotonic()
+    load = 0.0
+    while True:
+        before = system_busy_seconds()
+        time.sleep(1.0)
+        load = system_busy_seconds() - before
+        waited = time.monotonic() - started
+        if load < threshold or waited >= max_wait:
+            return {"quiet": load < threshold, "other_load_cores": round(load, 2), "waited_s": round(waited, 1)}
+
+
 def mib(value: float) -> float:
     """Bytes as MiB, rounded for reports."""
     return round(value / MIB, 1)
@@ -84,6 +137,7 @@ def machine_info() -> dict[str, Any]:
         "airflow": airflow_version,
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
     }
 
 
@@ -197,6 +251,7 @@ class Sandbox:
 
     @property
     def pid(self) -> int:
+        """Process id of the sandbox (for its CPU time)."""
         assert self.process is not None
         return self.process.pid
 
@@ -268,11 +323,15 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
 def run_worker(
     script: Path, spec: dict[str, Any], env: dict[str, str], log_path: Path, timeout: float
 ) -> dict[str, Any]:
-    """Run ``script --worker <spec>`` in a fresh interpreter and return the JSON result it prints.
+    """Run ``script --worker <spec file>`` in a fresh interpreter and return the JSON result it prints.
 
-    The worker's stderr (Airflow's logging) goes to ``log_path``; on failure its tail is raised.
+    The spec goes through a file next to ``log_path`` (a thousand task ids would overflow the
+    128 KiB limit of one command-line argument). The worker's stderr (Airflow's logging) goes to
+    ``log_path``; on failure its tail is raised.
     """
-    command = [sys.executable, str(script), "--worker", json.dumps(spec)]
+    spec_path = log_path.with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec))
+    command = [sys.executable, str(script), "--worker", str(spec_path)]
     with open(log_path, "wb") as log:
         try:
             completed = subprocess.run(
@@ -286,6 +345,11 @@ def run_worker(
             return dict(json.loads(line[len(RESULT_PREFIX) :]))
     tail = log_path.read_text(errors="replace")[-4000:]
     raise RuntimeError(f"worker {spec.get('name')} failed (exit {completed.returncode}):\n{stdout[-2000:]}\n{tail}")
+
+
+def load_spec(path: str) -> dict[str, Any]:
+    """The worker's side of :func:`run_worker`: read the spec file."""
+    return dict(json.loads(Path(path).read_text()))
 
 
 def emit_result(result: dict[str, Any]) -> None:

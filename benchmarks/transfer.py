@@ -11,13 +11,17 @@ file 113000000001:
 - provider upload: ``AnaplanHook.upload_file(chunk_size=..., max_parallel=4)`` (and 1 in flight);
 - baseline upload: one ``requests.Session``: authenticate, POST the chunk count, PUT each chunk;
 - provider download: ``AnaplanHook.download_file`` to a temporary path;
-- baseline download: GET the chunk list, stream each chunk to a file.
+- baseline download: GET the chunk list, stream each chunk to a file;
+- control: the baseline loops again, in a process that imported the provider (and Airflow), to
+  separate the provider code's cost from the cost of living in an Airflow process.
 
-Each scenario runs in its own fresh interpreter (``--worker``), so its peak RSS
-(``ru_maxrss``) is its own; the RSS just before the transfer is reported too, since importing
-Airflow alone costs memory. The sandbox runs in another process. After every upload the file
-the sandbox stored is streamed back and its SHA-256 compared with the source's; every
-download is hashed the same way. A run whose check fails is reported and exits non-zero.
+Each scenario runs in its own fresh interpreter (``--worker``), so its memory is its own: the RSS
+just before the transfer (importing Airflow alone costs ~125 MiB) and the peak RSS during it (the
+kernel's high-water mark reset before the transfer; ``ru_maxrss`` kept as well). The sandbox runs
+in another process. After every upload the file the sandbox stored is streamed back and its
+SHA-256 compared with the source's; every download is hashed the same way. A run whose check fails
+is reported and the script exits non-zero. Before each run dirty pages are flushed and the script
+waits (bounded) for neighbours to go quiet; what they used anyway is recorded.
 
 Run from the repository root: ``python benchmarks/transfer.py`` (``--help`` for options).
 Writes ``benchmarks/results/transfer.json`` and prints a Markdown table.
@@ -28,10 +32,10 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import math
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -51,12 +55,17 @@ from _common import (
     Sandbox,
     current_rss,
     emit_result,
+    load_spec,
     machine_info,
     markdown_table,
     mib,
     peak_rss,
+    peak_rss_since_reset,
+    reset_peak_rss,
     run_worker,
     stats_delta,
+    system_busy_seconds,
+    wait_for_quiet,
     workdir,
     worker_env,
     write_results,
@@ -64,12 +73,14 @@ from _common import (
 
 SCRIPT = Path(__file__).resolve()
 CONTENT_TYPE = "application/octet-stream"
+IMPL_LABELS = {"baseline-airflow": "baseline, Airflow loaded (control)"}
 SEED = 20261122
 
 # ----------------------------------------------------------------------------------- worker side
 
 
 def _api_file_url(url: str) -> str:
+    """The API URL of the benchmark's model file."""
     return f"{url}/anaplan/api/2/0/workspaces/{WORKSPACE_ID}/models/{MODEL_ID}/files/{FILE_ID}"
 
 
@@ -119,6 +130,8 @@ def baseline_download(url: str, destination: str) -> dict[str, Any]:
 
 def _scenario_action(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     """The measured call of a scenario; imports (Airflow included) happen here, before measuring."""
+    if spec["impl"] == "baseline-airflow":  # the control: the plain loop in a process that loaded Airflow
+        import airflow_provider_sapplan.hooks.anaplan  # noqa: F401
     if spec["impl"] == "provider":
         from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
 
@@ -136,22 +149,34 @@ def _scenario_action(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 def worker(spec: dict[str, Any]) -> None:
     """Run one scenario in this (fresh) process and print its measurements."""
     action = _scenario_action(spec)
+    system_busy_seconds()  # imports psutil now, not inside the measured window
     gc.collect()
     rss_before = current_rss()
     peak_before = peak_rss()
+    peak_reset = reset_peak_rss()
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
+    busy_before = system_busy_seconds()
     started = time.perf_counter()
     cpu_started = time.process_time()
     outcome = action()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    peak_after = peak_rss()
+    usage_after = resource.getrusage(resource.RUSAGE_SELF)
+    peak_after = peak_rss_since_reset() if peak_reset else peak_rss()
+    busy = system_busy_seconds() - busy_before
     emit_result(
         {
             "wall_s": wall,
             "cpu_s": cpu,
+            "cpu_user_s": usage_after.ru_utime - usage_before.ru_utime,
+            "cpu_sys_s": usage_after.ru_stime - usage_before.ru_stime,
+            "minor_faults": usage_after.ru_minflt - usage_before.ru_minflt,
+            "system_busy_s": busy,
             "rss_before": rss_before,
             "peak_rss_before": peak_before,
             "peak_rss": peak_after,
+            "peak_rss_reset": peak_reset,
+            "ru_maxrss": peak_rss(),
             "rss_after": current_rss(),
             "outcome": {k: v for k, v in outcome.items() if isinstance(v, (int, str))},
         }
@@ -182,11 +207,32 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def busy_note(quiet: dict[str, Any]) -> str:
+    """A warning for the progress line when a neighbour kept the machine busy before the run."""
+    return "" if quiet["quiet"] else f"  (machine busy before: {quiet['other_load_cores']} cores)"
+
+
+def warm_up(url: str, source: Path, scratch: Path, *, upload: bool) -> None:
+    """Unmeasured transfers (by the parent) before the first upload and before each round's downloads.
+
+    On this VM the first 1 GiB written after a phase of other writes is markedly slower (client
+    CPU included) whoever writes it: without a warm-up that penalty lands on whichever scenario runs
+    first, not on the client that deserves it.
+    """
+    if upload:
+        baseline_upload(url, str(source), 10 * MIB)
+    baseline_download(url, str(scratch))
+    scratch.unlink()
+
+
 def scenario_plan(chunk_mibs: Sequence[int], max_parallel: int, repeat: int) -> list[dict[str, Any]]:
-    """Scenarios in run order; provider and baseline alternate first between repeats.
+    """Scenarios in run order; the order flips between repeats so no client always goes first.
 
     Uploads with the largest chunks run first, so the file the downloads read is stored in the
-    smallest chunk size (10 MiB by default, the size of Anaplan's export chunks).
+    smallest chunk size (10 MiB by default, the size of Anaplan's export chunks). Besides the
+    provider and the plain loop, every round runs the control ``baseline-airflow``: the same plain
+    loop in a process that imported the provider (and so Airflow), which separates what the
+    provider's code costs from what merely living in an Airflow process costs.
     """
     plan: list[dict[str, Any]] = []
     for round_index in range(repeat):
@@ -196,15 +242,20 @@ def scenario_plan(chunk_mibs: Sequence[int], max_parallel: int, repeat: int) -> 
             uploads = [
                 {"kind": "upload", "impl": "provider", "chunk_mib": chunk_mib, "max_parallel": max_parallel},
                 {"kind": "upload", "impl": "baseline", "chunk_mib": chunk_mib, "max_parallel": 1},
+                {"kind": "upload", "impl": "baseline-airflow", "chunk_mib": chunk_mib, "max_parallel": 1},
             ]
             if max_parallel != 1:
                 uploads.append({"kind": "upload", "impl": "provider", "chunk_mib": chunk_mib, "max_parallel": 1})
             scenarios.extend(reversed(uploads) if flip else uploads)
-        downloads = [
-            {"kind": "download", "impl": "provider", "chunk_mib": None, "max_parallel": 1},
-            {"kind": "download", "impl": "baseline", "chunk_mib": None, "max_parallel": 1},
-        ]
-        scenarios.extend(reversed(downloads) if flip else downloads)
+        # Downloads vary most (the kernel's copy into the page cache differs run to run on this VM),
+        # so each round runs every download twice, in mirrored order (A B C C B A).
+        order = ["provider", "baseline", "baseline-airflow"]
+        if flip:
+            order.reverse()
+        scenarios.extend(
+            {"kind": "download", "impl": impl, "chunk_mib": None, "max_parallel": 1}
+            for impl in (*order, *reversed(order))
+        )
         plan.extend({**item, "round": round_index + 1} for item in scenarios)
     return plan
 
@@ -226,7 +277,12 @@ def run_plan(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     with Sandbox(base / "sandbox-data", base / "sandbox.log") as sandbox:
         env = worker_env(sandbox.url, base)
         timeout = 120 + args.size_mib * 0.5
+        warm_up(sandbox.url, source, base / "warm-up.bin", upload=True)
+        previous_kind = "upload"
         for number, item in enumerate(scenario_plan(args.chunk_mib, args.max_parallel, args.repeat), start=1):
+            if item["kind"] == "download" and previous_kind != "download":
+                warm_up(sandbox.url, source, base / "warm-up.bin", upload=False)
+            previous_kind = item["kind"]
             spec = {
                 **item,
                 "name": scenario_key(item),
@@ -240,6 +296,7 @@ def run_plan(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             # Flush what earlier scenarios wrote (source, sandbox blobs, downloads): otherwise the
             # kernel's dirty-page throttling lands on whichever scenario happens to write next.
             os.sync()
+            quiet = wait_for_quiet(args.quiet_wait)
             stats_before = sandbox.stats()
             server_cpu_before = sandbox.cpu_seconds()
             result = run_worker(SCRIPT, spec, env, base / f"worker-{number}.log", timeout)
@@ -258,15 +315,17 @@ def run_plan(args: argparse.Namespace, base: Path) -> dict[str, Any]:
                 "bytes": size,
                 "mib_per_s": size / MIB / result["wall_s"],
                 "server_cpu_s": server_cpu,
+                "other_cpu_s": max(0.0, result["system_busy_s"] - result["cpu_s"] - server_cpu),
                 "served": served,
                 "verified": verified,
+                "machine_before": quiet,
             }
             runs.append(run)
             print(
                 f"[{number:2d}] {run['name']:<34} {run['mib_per_s']:7.1f} MiB/s  wall {run['wall_s']:6.2f} s  "
                 f"cpu {run['cpu_s']:5.2f} s  peak {mib(run['peak_rss']):6.1f} MiB  "
                 f"+{mib(run['peak_rss'] - run['rss_before']):6.1f} MiB  "
-                f"{'verified' if verified else 'CONTENT MISMATCH'}",
+                f"{'verified' if verified else 'CONTENT MISMATCH'}{busy_note(quiet)}",
                 flush=True,
             )
     return {"source_sha256": source_sha, "bytes": size, "runs": runs}
@@ -293,17 +352,21 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mib_per_s_max": max(speeds),
                 "wall_s_median": statistics.median(r["wall_s"] for r in items),
                 "cpu_s_median": statistics.median(r["cpu_s"] for r in items),
+                "cpu_user_s_median": statistics.median(r["cpu_user_s"] for r in items),
+                "cpu_sys_s_median": statistics.median(r["cpu_sys_s"] for r in items),
                 "server_cpu_s_median": statistics.median(r["server_cpu_s"] for r in items),
+                "other_cpu_s_median": statistics.median(r["other_cpu_s"] for r in items),
                 "peak_rss_max": max(r["peak_rss"] for r in items),
                 "rss_before_median": statistics.median(r["rss_before"] for r in items),
                 "rss_increase_max": max(r["peak_rss"] - r["rss_before"] for r in items),
                 "verified": all(r["verified"] for r in items),
             }
         )
-    baselines = {(r["kind"], r["chunk_mib"]): r for r in rows if r["impl"] == "baseline"}
-    for row in rows:
-        match = baselines.get((row["kind"], row["chunk_mib"]))
-        row["vs_baseline"] = row["mib_per_s_median"] / match["mib_per_s_median"] if match else None
+    for reference, field in (("baseline", "vs_baseline"), ("baseline-airflow", "vs_control")):
+        matches = {(r["kind"], r["chunk_mib"]): r for r in rows if r["impl"] == reference}
+        for row in rows:
+            match = matches.get((row["kind"], row["chunk_mib"]))
+            row[field] = row["mib_per_s_median"] / match["mib_per_s_median"] if match else None
     return rows
 
 
@@ -315,27 +378,31 @@ def render(rows: list[dict[str, Any]]) -> str:
         "In flight",
         "MiB/s median (min-max)",
         "Wall s",
-        "Client CPU s",
+        "Client CPU s (user/sys)",
         "Sandbox CPU s",
+        "Other CPU s",
         "Peak RSS MiB",
         "RSS before MiB",
         "Peak - before MiB",
         "vs baseline",
+        "vs control",
         "Verified",
     ]
     table = [
         [
-            f"{row['kind']} {row['impl']}",
+            f"{row['kind']} {IMPL_LABELS.get(row['impl'], row['impl'])}",
             f"{row['chunk_mib']} MiB" if row["chunk_mib"] else "as stored",
             str(row["max_parallel"]),
             f"{row['mib_per_s_median']:.0f} ({row['mib_per_s_min']:.0f}-{row['mib_per_s_max']:.0f})",
             f"{row['wall_s_median']:.2f}",
-            f"{row['cpu_s_median']:.2f}",
+            f"{row['cpu_s_median']:.2f} ({row['cpu_user_s_median']:.2f}/{row['cpu_sys_s_median']:.2f})",
             f"{row['server_cpu_s_median']:.2f}",
+            f"{row['other_cpu_s_median']:.2f}",
             f"{mib(row['peak_rss_max']):.0f}",
             f"{mib(row['rss_before_median']):.0f}",
             f"{mib(row['rss_increase_max']):.0f}",
             f"{row['vs_baseline']:.0%}" if row["vs_baseline"] is not None else "",
+            f"{row['vs_control']:.0%}" if row["vs_control"] is not None else "",
             "yes" if row["verified"] else "NO",
         ]
         for row in rows
@@ -344,16 +411,24 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command line; the defaults are what ``make bench`` runs (1 GiB, 10 and 50 MiB chunks, 3 rounds)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--size-mib", type=int, default=1024, help="source file size in MiB (default 1024)")
     parser.add_argument(
         "--chunk-mib", type=int, nargs="+", default=[10, 50], help="upload chunk sizes in MiB (default 10 50)"
     )
     parser.add_argument("--max-parallel", type=int, default=4, help="provider upload parallelism (default 4)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of every scenario (default 2)")
-    parser.add_argument("--tmp-dir", default=None, help="where the temporary files go (default: system temp)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of every scenario (default 3)")
+    parser.add_argument(
+        "--tmp-dir",
+        default=None,
+        help="where the source, the sandbox's storage and downloads go (default: the system temp dir)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "transfer.json", help="results JSON path")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quiet-wait", type=float, default=15.0, help="max seconds to wait for an idle machine before each run"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one measurement (spec file)
     args = parser.parse_args(argv)
     if not 1 <= args.size_mib <= 50 * 1024:
         parser.error("--size-mib must be between 1 and 51200")
@@ -365,9 +440,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run every scenario, print the table, write the JSON; non-zero if a transfer was not byte-exact."""
     args = parse_args(argv)
     if args.worker:
-        worker(json.loads(args.worker))
+        worker(load_spec(args.worker))
         return 0
     started = time.monotonic()
     with workdir(args.tmp_dir, "sapplan-bench-transfer-") as base:
@@ -386,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chunk_mib": args.chunk_mib,
             "max_parallel": args.max_parallel,
             "repeat": args.repeat,
+            "tmp_dir": args.tmp_dir or "system temp",
         },
         "elapsed_s": elapsed,
         "summary": rows,
