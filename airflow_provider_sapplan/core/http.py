@@ -32,6 +32,8 @@ from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkErro
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"airflow-provider-sapplan/{__version__}"
+SEND_BLOCK_SIZE = 1024 * 1024
+"""Bytes per socket write when a body is streamed from a file (urllib3 defaults to 16 KiB)."""
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -73,6 +75,14 @@ def default_idempotency(method: str) -> bool:
     return method.upper() in IDEMPOTENT_METHODS
 
 
+class _StreamingAdapter(HTTPAdapter):
+    """Sends streamed bodies in 1 MiB writes instead of 16 KiB ones (fewer syscalls per chunk)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("blocksize", SEND_BLOCK_SIZE)
+        super().init_poolmanager(*args, **kwargs)
+
+
 class HttpClient:
     """A ``requests`` session wrapped with the provider's retry, token, CSRF and error rules."""
 
@@ -98,7 +108,7 @@ class HttpClient:
         with self._session_lock:
             if self._session is None:
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.config.pool_size)
+                adapter = _StreamingAdapter(pool_connections=4, pool_maxsize=self.config.pool_size)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers["User-Agent"] = USER_AGENT
@@ -131,6 +141,8 @@ class HttpClient:
     ) -> requests.Response:
         """Send one logical request; retried, authenticated and checked.
 
+        :param data: the body; a zero-argument callable returning a fresh body (e.g. a file slice) is
+            called once per attempt, so retries can stream from disk instead of holding bytes.
         :param idempotent: whether the request can be sent twice safely; defaults by method.
             Pass ``False`` for calls that start remote work.
         :param expect_data: the answer must be data (JSON or bytes); an HTML page is a login page.
@@ -221,13 +233,14 @@ class HttpClient:
                 request_headers.update(auth.authorization_header(token))
             if use_auth and self.config.csrf_fetch_path and method in WRITE_METHODS:
                 request_headers["X-CSRF-Token"] = self._csrf(refresh=False)
+            body = data() if callable(data) else data
             try:
                 response = self.session.request(
                     method,
                     url,
                     params=params,
                     json=json,
-                    data=data,
+                    data=body,
                     headers=request_headers,
                     stream=stream,
                     timeout=self.config.timeout,
@@ -242,6 +255,9 @@ class HttpClient:
                 if idempotent or is_unsent_connection_error(exc):
                     raise RetryableFailure(error) from exc
                 raise error from exc
+            finally:
+                if body is not data and hasattr(body, "close"):
+                    body.close()
 
             status = response.status_code
             if status == 401 and token is not None and not renewed_token:

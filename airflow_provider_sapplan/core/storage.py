@@ -35,6 +35,11 @@ def _local_path(location: Any) -> Path:
     return Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
 
 
+def local_file(location: Any) -> Path | None:
+    """The local path of ``location`` when it is a local file (not object storage), else None."""
+    return None if is_remote(location) else _local_path(location)
+
+
 def source_size(location: Any) -> int | None:
     """The size of a source in bytes, or None when the store cannot tell cheaply."""
     try:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import gzip
+import io
 import logging
 import math
 import os
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.core.retry import RetryPolicy
 from airflow_provider_sapplan.core.status import Outcome, StatusTable
-from airflow_provider_sapplan.core.storage import open_for_read, open_for_write, source_size
+from airflow_provider_sapplan.core.storage import local_file, open_for_read, open_for_write, source_size
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -690,10 +692,11 @@ class AnaplanHook(PlatformHook):
     ) -> dict[str, Any]:
         """Upload a local or object-storage file to a model file in chunks.
 
-        Chunks are read one at a time and at most ``max_parallel`` are in flight, so memory stays near
-        ``chunk_size * max_parallel`` whatever the file size. Each chunk PUT is retried by the HTTP
-        core; a chunk that keeps failing fails the upload with :class:`UploadError`: the upload is
-        never reported complete with a chunk missing.
+        At most ``max_parallel`` chunks are in flight. Local files are streamed from disk slice by slice
+        (memory does not depend on file or chunk size); object-storage sources and gzip hold at most
+        64 MiB of chunks in memory. Each chunk PUT is retried by the HTTP core; a chunk that keeps
+        failing fails the upload with :class:`UploadError`: the upload is never reported complete
+        with a chunk missing.
 
         :param chunk_size: bytes per chunk before compression, 1 MiB to 50 MiB.
         :param compress: gzip each chunk (smaller transfer, more CPU).
@@ -722,8 +725,12 @@ class AnaplanHook(PlatformHook):
         self.client.post_json(file_path, json={"chunkCount": declared})
         headers = {"Content-Type": "application/x-gzip" if compress else "application/octet-stream"}
         uploaded = _ChunkUploader(self, file_path, headers, compress, max_parallel)
-        with open_for_read(source) as reader:
-            total, count = uploaded.run(reader, chunk_size)
+        local = local_file(source)
+        if local is not None and size is not None and not compress:
+            total, count = uploaded.run(_file_slices(str(local), size, chunk_size), chunk_size, buffered=False)
+        else:
+            with open_for_read(source) as reader:
+                total, count = uploaded.run(_buffered_chunks(reader, chunk_size), chunk_size, buffered=True)
         if declared != -1 and count != declared:
             raise UploadError(
                 f"{source} changed during the upload ({count} chunks read, {declared} declared); run it again.",
@@ -784,8 +791,68 @@ def task_request_body(locale: str, mapping_parameters: Mapping[str, str] | None)
     return body
 
 
+BUFFERED_BYTES_BUDGET = 64 * MIB
+"""At most this many bytes of chunks held in memory at once (compressed or remote sources)."""
+
+
+class _FileSlice(io.RawIOBase):
+    """``length`` bytes of a file from ``offset``: a chunk body streamed from disk, never held in memory."""
+
+    def __init__(self, path: str, offset: int, length: int) -> None:
+        super().__init__()
+        self._handle = open(path, "rb")  # noqa: SIM115 - closed by close(), after the request
+        self._handle.seek(offset)
+        self._remaining = length
+        self._length = length
+
+    def __len__(self) -> int:  # requests reads Content-Length from here
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        wanted = self._remaining if size is None or size < 0 else min(size, self._remaining)
+        piece = self._handle.read(wanted)
+        self._remaining -= len(piece)
+        return piece
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+Chunk = tuple[int, int, "bytes | Callable[[], _FileSlice]"]
+"""(index, uncompressed length, body or body factory)."""
+
+
+def _file_slices(path: str, size: int, chunk_size: int) -> Iterator[Chunk]:
+    for index in range(max(1, math.ceil(size / chunk_size))):
+        offset = index * chunk_size
+        length = min(chunk_size, size - offset)
+        yield index, length, functools.partial(_FileSlice, path, offset, length)
+
+
+def _buffered_chunks(reader: BinaryIO, chunk_size: int) -> Iterator[Chunk]:
+    index = 0
+    while True:
+        payload = _read_exactly(reader, chunk_size)
+        if not payload and index > 0:
+            return
+        yield index, len(payload), payload
+        index += 1
+        if not payload:  # an empty source is one empty chunk
+            return
+
+
 class _ChunkUploader:
-    """Reads chunks sequentially and PUTs them with bounded parallelism; any failure stops the upload."""
+    """PUTs chunks with bounded parallelism; any chunk that fails after retries fails the upload.
+
+    Local files are streamed slice by slice from disk, so memory does not grow with the chunk size;
+    other sources (object storage, gzip) hold at most :data:`BUFFERED_BYTES_BUDGET` of chunks at once.
+    """
 
     def __init__(
         self, hook: AnaplanHook, file_path: str, headers: dict[str, str], compress: bool, max_parallel: int
@@ -798,9 +865,10 @@ class _ChunkUploader:
         self.bytes_sent = 0
         self._lock = threading.Lock()
 
-    def _put(self, index: int, payload: bytes) -> None:
-        body = gzip.compress(payload, compresslevel=5) if self.compress else payload
-        del payload
+    def _put(self, index: int, body: bytes | Callable[[], _FileSlice], length: int) -> None:
+        if self.compress and isinstance(body, bytes):
+            body = gzip.compress(body, compresslevel=5)
+        sent = len(body) if isinstance(body, bytes) else length
         try:
             self.hook.client.request(
                 "PUT", f"{self.file_path}/chunks/{index}", data=body, headers=self.headers, expect_data=False
@@ -814,34 +882,32 @@ class _ChunkUploader:
                 details={"chunk": index},
             ) from err
         with self._lock:
-            self.bytes_sent += len(body)
+            self.bytes_sent += sent
 
-    def run(self, reader: BinaryIO, chunk_size: int) -> tuple[int, int]:
+    def run(self, chunks: Iterator[Chunk], chunk_size: int, *, buffered: bool) -> tuple[int, int]:
+        limit = self.max_parallel
+        if buffered:
+            limit = max(1, min(limit, BUFFERED_BYTES_BUDGET // chunk_size))
         total = 0
-        index = 0
+        count = 0
         in_flight: set[Future[None]] = set()
-        with ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="anaplan-upload") as pool:
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="anaplan-upload") as pool:
             try:
-                while True:
-                    payload = _read_exactly(reader, chunk_size)
-                    if not payload and index > 0:
-                        break
-                    total += len(payload)
-                    in_flight.add(pool.submit(self._put, index, payload))
-                    del payload
-                    index += 1
-                    if len(in_flight) >= self.max_parallel:
+                for index, length, body in chunks:
+                    total += length
+                    count += 1
+                    in_flight.add(pool.submit(self._put, index, body, length))
+                    del body
+                    if len(in_flight) >= limit:
                         done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                         _raise_first(done)
-                    if total == 0:  # an empty file is one empty chunk
-                        break
                 done, in_flight = wait(in_flight, return_when=FIRST_EXCEPTION)
                 _raise_first(done)
             except BaseException:
                 for future in in_flight:
                     future.cancel()
                 raise
-        return total, index
+        return total, count
 
 
 def _raise_first(futures: set[Future[None]]) -> None:

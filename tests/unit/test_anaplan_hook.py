@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
 import time
 from pathlib import Path
@@ -399,7 +400,7 @@ def test_upload_sends_every_chunk(hook: AnaplanHook, requests_mock: Any, tmp_pat
     received: dict[int, bytes] = {}
 
     def put(request: Any, context: Any) -> str:
-        received[int(request.url.rsplit("/", 1)[1])] = request.body
+        received[int(request.url.rsplit("/", 1)[1])] = body_bytes(request)
         context.status_code = 204
         return ""
 
@@ -499,6 +500,60 @@ def test_secrets_never_in_repr_or_errors(hook: AnaplanHook, requests_mock: Any) 
         hook.list_workspaces()
     assert "s3cret" not in str(info.value) and "tok-1" not in str(info.value)
     assert "s3cret" not in repr(hook.get_conn().config)
+
+
+def body_bytes(request: Any) -> bytes:
+    """A request body as bytes (local uploads stream file slices rather than sending bytes)."""
+    body = request.body
+    return body.read() if hasattr(body, "read") else body
+
+
+def test_retried_chunk_is_streamed_again_in_full(
+    hook: AnaplanHook, requests_mock: Any, tmp_path: Path, sleeps: list[float]
+) -> None:
+    requests_mock.get(f"{MODEL_URL}/files", json=files_payload({"id": "113000000001", "name": "Actuals.csv"}))
+    requests_mock.post(f"{MODEL_URL}/files/113000000001", json={"file": {}})
+    attempts: list[bytes] = []
+
+    def flaky(request: Any, context: Any) -> str:
+        attempts.append(body_bytes(request))
+        context.status_code = 503 if len(attempts) == 1 else 204
+        return ""
+
+    requests_mock.put(requests_mock_any_chunk(), status_code=204)
+    requests_mock.put(f"{MODEL_URL}/files/113000000001/chunks/1", text=flaky)
+    data = os.urandom(MIB) + os.urandom(MIB // 2)
+    (tmp_path / "d.bin").write_bytes(data)
+    hook.upload_file("113000000001", tmp_path / "d.bin", chunk_size=MIB)
+    assert attempts == [data[MIB:], data[MIB:]]
+
+
+def test_buffered_uploads_respect_the_memory_budget(
+    hook: AnaplanHook, requests_mock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from airflow_provider_sapplan.hooks import anaplan as module
+
+    requests_mock.get(f"{MODEL_URL}/files", json=files_payload({"id": "113000000001", "name": "Actuals.csv"}))
+    requests_mock.post(f"{MODEL_URL}/files/113000000001", json={"file": {}})
+    active = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def slow_put(self: Any, index: int, body: Any, length: int) -> None:
+        assert isinstance(body, bytes)  # gzip needs the chunk in memory
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        threading.Event().wait(0.05)  # not time.sleep: the sleeps fixture records instead of sleeping
+        with lock:
+            active["now"] -= 1
+
+    monkeypatch.setattr(module._ChunkUploader, "_put", slow_put)
+    monkeypatch.setattr(module, "BUFFERED_BYTES_BUDGET", 2 * MIB)
+    (tmp_path / "d.csv").write_bytes(b"x" * (MIB * 8))
+    hook.upload_file("113000000001", tmp_path / "d.csv", chunk_size=MIB, compress=True, max_parallel=8)
+    assert active["max"] == 2  # 2 MiB budget / 1 MiB chunks, although 8 were allowed
 
 
 def requests_mock_any_chunk() -> Any:
