@@ -7,6 +7,7 @@ from typing import Any, ClassVar, NoReturn
 from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
 from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
+from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.exceptions import RemoteJobFailedError
 from airflow_provider_sapplan.hooks.sap_job_scheduling import (
@@ -71,7 +72,27 @@ def push_job_url(context: Any, hook: SapJobSchedulingHook, job_id: int) -> None:
         ti.xcom_push(key=JOB_URL_XCOM_KEY, value=hook.job_url(job_id) or "")
 
 
-class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
+class RunStatusMixin(RemoteJobMixin):
+    """How a run is read and judged, shared by the run operator and the run sensor."""
+
+    trigger_class = SapJobSchedulingRunTrigger
+    conn_id_field = "sap_job_scheduling_conn_id"
+    hook: SapJobSchedulingHook
+
+    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
+        return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))
+
+    def outcome(self, status: dict[str, Any]) -> Outcome:
+        return run_outcome(status)
+
+    def raw_state(self, status: dict[str, Any]) -> str:
+        return raw_run_state(status)
+
+    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
+        raise_run_failure(ref, status)
+
+
+class SapJobSchedulingRunJobOperator(RunStatusMixin, RemoteJobOperator, _JobOperator):
     """Run a job now (a one-time ``time: "now"`` schedule) and wait for its run.
 
     :param data: JSON payload handed to the job's action with this run.
@@ -85,8 +106,6 @@ class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"data": "json"}
     xcom_ref_key = "sap_job_scheduling_run"
     external_id_key = "sap_job_scheduling_run"
-    trigger_class = SapJobSchedulingRunTrigger
-    conn_id_field = "sap_job_scheduling_conn_id"
 
     def __init__(self, *, data: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -102,24 +121,12 @@ class SapJobSchedulingRunJobOperator(RemoteJobOperator, _JobOperator):
         schedule = self.hook.run_now(job_id, data=self.data, description=description)
         return {"job_id": job_id, "schedule_id": str(schedule["scheduleId"])}
 
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))
-
-    def outcome(self, status: dict[str, Any]) -> Outcome:
-        return run_outcome(status)
-
-    def raw_state(self, status: dict[str, Any]) -> str:
-        return raw_run_state(status)
-
     def cancel(self, ref: dict[str, Any]) -> None:
         self.hook.update_schedule(ref["job_id"], ref["schedule_id"], {"active": False})
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         self.log.info("Job %s run %s succeeded: %s", ref["job_id"], status.get("runId"), status.get("runText"))
         return {**ref, **run_summary(status)}
-
-    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
-        raise_run_failure(ref, status)
 
 
 def raise_run_failure(ref: dict[str, Any], run: dict[str, Any]) -> NoReturn:

@@ -70,7 +70,13 @@ class AnaplanTaskSensor(RemoteJobSensor):
 
     @property
     def hook(self) -> AnaplanHook:
-        return AnaplanHook(self.anaplan_conn_id, workspace_id=self.workspace_id, model_id=self.model_id)
+        """One hook per task run: the connection is read once, not at every poke."""
+        hook = self.__dict__.get("_hook")
+        if hook is None:
+            hook = self.__dict__["_hook"] = AnaplanHook(
+                self.anaplan_conn_id, workspace_id=self.workspace_id, model_id=self.model_id
+            )
+        return hook
 
     def job_ref(self) -> dict[str, Any]:
         action_id = next(v for v in (self.import_id, self.export_id, self.process_id, self.action_id) if v)

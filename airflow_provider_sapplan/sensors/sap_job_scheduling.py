@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow_provider_sapplan.core.sensor import RemoteJobSensor
-from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.hooks.sap_job_scheduling import (
     SapJobSchedulingHook,
-    raw_run_state,
-    run_outcome,
     run_summary,
 )
-from airflow_provider_sapplan.operators.sap_job_scheduling import raise_run_failure
-from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
+from airflow_provider_sapplan.operators.sap_job_scheduling import RunStatusMixin
 
 
-class SapJobSchedulingRunSensor(RemoteJobSensor):
+class SapJobSchedulingRunSensor(RunStatusMixin, RemoteJobSensor):
     """Succeeds when the run completes with SUCCESS; fails on ERROR, REQUEST_ERROR, UNKNOWN or TIMEOUT.
 
     :param job_id: the job.
     :param schedule_id: the schedule whose run to wait on.
     :param run_id: a specific run; without it, the schedule's first run (one-time schedules have one).
     """
-
-    trigger_class = SapJobSchedulingRunTrigger
-    conn_id_field = "sap_job_scheduling_conn_id"
 
     template_fields = ("job_id", "schedule_id", "run_id")
 
@@ -46,7 +39,11 @@ class SapJobSchedulingRunSensor(RemoteJobSensor):
 
     @property
     def hook(self) -> SapJobSchedulingHook:
-        return SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
+        """One hook per task run: the connection is read once, not at every poke."""
+        hook = self.__dict__.get("_hook")
+        if hook is None:
+            hook = self.__dict__["_hook"] = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
+        return hook
 
     def job_ref(self) -> dict[str, Any]:
         ref: dict[str, Any] = {"job_id": int(self.job_id), "schedule_id": str(self.schedule_id)}
@@ -54,17 +51,5 @@ class SapJobSchedulingRunSensor(RemoteJobSensor):
             ref["run_id"] = str(self.run_id)
         return ref
 
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))
-
-    def outcome(self, status: dict[str, Any]) -> Outcome:
-        return run_outcome(status)
-
-    def raw_state(self, status: dict[str, Any]) -> str:
-        return raw_run_state(status)
-
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         return {**ref, **run_summary(status)}
-
-    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
-        raise_run_failure(ref, status)
