@@ -132,7 +132,24 @@ def _collect_dump(
     return info
 
 
-class _AnaplanModelOperator(BaseOperator):
+class AnaplanHookMixin:
+    """One hook per task run for Anaplan operators and sensors: the connection is read once."""
+
+    anaplan_conn_id: str
+    workspace_id: str | None
+    model_id: str | None
+
+    @property
+    def hook(self) -> AnaplanHook:
+        hook = self.__dict__.get("_hook")
+        if hook is None:
+            hook = self.__dict__["_hook"] = AnaplanHook(
+                self.anaplan_conn_id, workspace_id=self.workspace_id, model_id=self.model_id
+            )
+        return hook
+
+
+class _AnaplanModelOperator(AnaplanHookMixin, BaseOperator):
     """Shared parameters: connection, workspace and model (defaulting to the connection's)."""
 
     operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (AnaplanModelLink(),)
@@ -149,14 +166,6 @@ class _AnaplanModelOperator(BaseOperator):
         self.anaplan_conn_id = anaplan_conn_id
         self.workspace_id = workspace_id
         self.model_id = model_id
-
-    @property
-    def hook(self) -> AnaplanHook:
-        hook = self.__dict__.get("_hook")
-        if hook is None:
-            hook = AnaplanHook(self.anaplan_conn_id, workspace_id=self.workspace_id, model_id=self.model_id)
-            self.__dict__["_hook"] = hook
-        return hook
 
     def _push_model_url(self, context: Any) -> None:
         workspace, model = self.hook.model_ids()

@@ -34,7 +34,20 @@ def _one_job(job_id: Any, job_name: Any) -> None:
         raise ValueError("Give exactly one of job_id or job_name.")
 
 
-class _JobOperator(BaseOperator):
+class JobSchedulingHookMixin:
+    """One hook per task run for Job Scheduling operators and sensors: the connection is read once."""
+
+    sap_job_scheduling_conn_id: str
+
+    @property
+    def hook(self) -> SapJobSchedulingHook:
+        hook = self.__dict__.get("_hook")
+        if hook is None:
+            hook = self.__dict__["_hook"] = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
+        return hook
+
+
+class _JobOperator(JobSchedulingHookMixin, BaseOperator):
     """Shared parameters: the connection and the job (by id or by name)."""
 
     operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (SapJobSchedulingJobLink(),)
@@ -53,14 +66,6 @@ class _JobOperator(BaseOperator):
         self.job_name = job_name
         self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
 
-    @property
-    def hook(self) -> SapJobSchedulingHook:
-        hook = self.__dict__.get("_hook")
-        if hook is None:
-            hook = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
-            self.__dict__["_hook"] = hook
-        return hook
-
     def _push_job_url(self, context: Any, job_id: int) -> None:
         push_job_url(context, self.hook, job_id)
 
@@ -72,12 +77,11 @@ def push_job_url(context: Any, hook: SapJobSchedulingHook, job_id: int) -> None:
         ti.xcom_push(key=JOB_URL_XCOM_KEY, value=hook.job_url(job_id) or "")
 
 
-class RunStatusMixin(RemoteJobMixin):
+class RunStatusMixin(JobSchedulingHookMixin, RemoteJobMixin):
     """How a run is read and judged, shared by the run operator and the run sensor."""
 
     trigger_class = SapJobSchedulingRunTrigger
     conn_id_field = "sap_job_scheduling_conn_id"
-    hook: SapJobSchedulingHook
 
     def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
         return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))

@@ -7,11 +7,11 @@ from typing import Any, NoReturn
 from airflow_provider_sapplan.core.sensor import RemoteJobSensor
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.hooks.anaplan import ActionType, AnaplanHook, task_outcome
-from airflow_provider_sapplan.operators.anaplan import raise_task_failure, task_summary
+from airflow_provider_sapplan.operators.anaplan import AnaplanHookMixin, raise_task_failure, task_summary
 from airflow_provider_sapplan.triggers.anaplan import AnaplanTaskTrigger
 
 
-class AnaplanTaskSensor(RemoteJobSensor):
+class AnaplanTaskSensor(AnaplanHookMixin, RemoteJobSensor):
     """Succeeds when the Anaplan task succeeds; fails (with dump rows logged) when it fails.
 
     Give exactly one of ``import_id``, ``export_id``, ``process_id`` or ``action_id``, and ``task_id``.
@@ -67,16 +67,6 @@ class AnaplanTaskSensor(RemoteJobSensor):
         self.anaplan_conn_id = anaplan_conn_id
         self.workspace_id = workspace_id
         self.model_id = model_id
-
-    @property
-    def hook(self) -> AnaplanHook:
-        """One hook per task run: the connection is read once, not at every poke."""
-        hook = self.__dict__.get("_hook")
-        if hook is None:
-            hook = self.__dict__["_hook"] = AnaplanHook(
-                self.anaplan_conn_id, workspace_id=self.workspace_id, model_id=self.model_id
-            )
-        return hook
 
     def job_ref(self) -> dict[str, Any]:
         action_id = next(v for v in (self.import_id, self.export_id, self.process_id, self.action_id) if v)

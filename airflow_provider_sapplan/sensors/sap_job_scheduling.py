@@ -37,14 +37,6 @@ class SapJobSchedulingRunSensor(RunStatusMixin, RemoteJobSensor):
         self.run_id = run_id
         self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
 
-    @property
-    def hook(self) -> SapJobSchedulingHook:
-        """One hook per task run: the connection is read once, not at every poke."""
-        hook = self.__dict__.get("_hook")
-        if hook is None:
-            hook = self.__dict__["_hook"] = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
-        return hook
-
     def job_ref(self) -> dict[str, Any]:
         ref: dict[str, Any] = {"job_id": int(self.job_id), "schedule_id": str(self.schedule_id)}
         if self.run_id:
