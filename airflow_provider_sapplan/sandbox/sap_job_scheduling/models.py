@@ -51,8 +51,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .platform import Platform, SandboxContext
-from .routing import BodyTooLargeError, Handler, HttpError, Mount, Request, Response, Route
+from ..platform import Platform, SandboxContext
+from ..routing import BodyTooLargeError, Handler, HttpError, Mount, Request, Response, Route
 
 # ---------------------------------------------------------------------------------------- seed ids
 

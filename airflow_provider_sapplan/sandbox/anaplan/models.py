@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from .platform import Platform, SandboxContext
-from .routing import FileSlice, Handler, HttpError, Mount, Request, Response, Route
-from .storage import BadEncodingError, Blob, BlobStore, Content, ContentTooLargeError
+from ..platform import Platform, SandboxContext
+from ..routing import FileSlice, Handler, HttpError, Mount, Request, Response, Route
+from ..storage import BadEncodingError, Blob, BlobStore, Content, ContentTooLargeError
 
 # ---------------------------------------------------------------------------------------- seed ids
 
