@@ -109,7 +109,8 @@ def main() -> int:
 
 
 def _anaplan_summary(sandbox: Any, output: Path) -> dict[str, Any]:
-    from airflow_provider_sapplan.hooks.anaplan import AnaplanHook, row_counts
+    from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
+    from airflow_provider_sapplan.jobs.anaplan import row_counts
 
     hook = AnaplanHook("anaplan_default")
     imports = hook.list_tasks("imports", "112000000001")

@@ -29,7 +29,6 @@ from airflow_provider_sapplan.core.auth import Token, TokenRequest, credential_k
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.core.retry import RetryPolicy
-from airflow_provider_sapplan.core.status import Outcome, StatusTable
 from airflow_provider_sapplan.core.storage import local_file, open_for_read, open_for_write, source_size
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
@@ -66,13 +65,6 @@ ANAPLAN_STATUS_HINTS: dict[int, str] = {
 # Anaplan answers 409 (busy) and 423 (locked) before acting on a request, so both are safe to wait
 # out even for calls that start a task.
 ANAPLAN_RETRY_POLICY = RetryPolicy(max_attempts=8, initial_wait=2.0, max_wait=120.0).with_statuses(409, 423)
-
-TASK_STATES = StatusTable(
-    "Anaplan",
-    running=("NOT_STARTED", "IN_PROGRESS", "CANCELLING"),
-    succeeded=("COMPLETE",),
-    failed=("CANCELLED",),
-)
 
 
 class ActionType(str, enum.Enum):
@@ -111,49 +103,6 @@ class ActionType(str, enum.Enum):
     @property
     def label(self) -> str:
         return {"imports": "import", "exports": "export", "processes": "process", "actions": "action"}[self.value]
-
-
-def task_outcome(task: Mapping[str, Any]) -> Outcome:
-    """A task's outcome: COMPLETE counts as success only when the result says ``successful``."""
-    outcome = TASK_STATES.outcome(task.get("taskState"))
-    if outcome is Outcome.SUCCEEDED and not (task.get("result") or {}).get("successful", False):
-        return Outcome.FAILED
-    return outcome
-
-
-def task_has_warnings(task: Mapping[str, Any]) -> bool:
-    """True when a finished task reports rows with warnings (``warningsRowCount`` > 0 or a warning type)."""
-    result = task.get("result") or {}
-    results = [result, *(result.get("nestedResults") or [])]
-    for item in results:
-        for detail in item.get("details") or []:
-            values = detail_values(detail)
-            if int(values.get("warningsRowCount", "0") or 0) > 0:
-                return True
-            if "warning" in str(detail.get("type", "")).lower():
-                return True
-    return False
-
-
-def detail_values(detail: Mapping[str, Any]) -> dict[str, str]:
-    """Anaplan's ``values`` list (``[name, value, name, value, ...]``) as a dict."""
-    values = detail.get("values") or []
-    return {str(values[i]): str(values[i + 1]) for i in range(0, len(values) - 1, 2)}
-
-
-def row_counts(task: Mapping[str, Any]) -> dict[str, int]:
-    """Rows processed, failed and with warnings, summed over a task's (nested) details."""
-    totals = {"successRowCount": 0, "failedCount": 0, "warningsRowCount": 0, "ignoredCount": 0}
-    result = task.get("result") or {}
-    for item in [result, *(result.get("nestedResults") or [])]:
-        for detail in item.get("details") or []:
-            values = detail_values(detail)
-            for key in totals:
-                try:
-                    totals[key] += int(values.get(key, "0") or 0)
-                except ValueError:
-                    continue
-    return totals
 
 
 @dataclass(frozen=True)

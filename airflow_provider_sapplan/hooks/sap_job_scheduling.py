@@ -20,7 +20,6 @@ from urllib.parse import quote
 from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenRequest, credential_key
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
-from airflow_provider_sapplan.core.status import Outcome, StatusTable
 from airflow_provider_sapplan.core.tls import pem_files
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
@@ -43,34 +42,6 @@ STATUS_HINTS: dict[int, str] = {
     404: "Check the job id or name, the schedule id and the run id (run logs are purged after 15 days).",
     413: "The request body is over the service's 100 KB limit; send less data with the job.",
 }
-
-RUN_STATES = StatusTable(
-    PLATFORM,
-    running=("SCHEDULED", "TRIGGERED", "ACK_RECVD", "ACK_NOT_RECVD"),
-    succeeded=("SUCCESS",),
-    failed=("ERROR", "REQUEST_ERROR", "UNKNOWN", "TIMEOUT"),
-)
-
-
-def run_outcome(run: Mapping[str, Any]) -> Outcome:
-    """SUCCESS only once COMPLETED; COMPLETED with ERROR, REQUEST_ERROR, UNKNOWN or TIMEOUT fails."""
-    if str(run.get("runStatus", "")).upper() != "COMPLETED":
-        return Outcome.RUNNING
-    return RUN_STATES.outcome(run.get("runState"))
-
-
-def raw_run_state(run: Mapping[str, Any]) -> str:
-    return f"{run.get('runStatus')}/{run.get('runState')}"
-
-
-def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
-    """A run log with its timestamps normalised to ISO-8601 UTC (the service mixes two formats)."""
-    summary = dict(run)
-    for key in ("scheduleTimestamp", "executionTimestamp", "completionTimestamp"):
-        parsed = parse_timestamp(run.get(key))
-        summary[key] = parsed.isoformat() if parsed else run.get(key)
-    return summary
-
 
 _TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M")
 

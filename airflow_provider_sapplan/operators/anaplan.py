@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
@@ -11,20 +10,19 @@ from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
 from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
 from airflow_provider_sapplan.core.status import Outcome
-from airflow_provider_sapplan.exceptions import DumpUnavailableError, RemoteJobFailedError, SapplanError
-from airflow_provider_sapplan.hooks.anaplan import (
-    DEFAULT_API_URL,
-    DEFAULT_CHUNK_SIZE,
-    ActionType,
-    AnaplanHook,
+from airflow_provider_sapplan.exceptions import RemoteJobFailedError
+from airflow_provider_sapplan.hooks.anaplan import DEFAULT_API_URL, DEFAULT_CHUNK_SIZE, ActionType, AnaplanHook
+from airflow_provider_sapplan.jobs.anaplan import (
+    AnaplanHookMixin,
+    AnaplanTaskStatusMixin,
     row_counts,
     task_has_warnings,
     task_outcome,
+    task_summary,
 )
 from airflow_provider_sapplan.triggers.anaplan import AnaplanTaskTrigger
 
 MODEL_URL_XCOM_KEY = "anaplan_model_url"
-DUMP_PREVIEW_LINES = 10
 
 
 class AnaplanModelLink(XComUrlLink):
@@ -42,111 +40,6 @@ def model_url(api_url: str, workspace_id: str, model_id: str) -> str:
         f"{parts.scheme}://{parts.netloc}{prefix}/anaplan/framework.jsp"
         f"?selectedWorkspaceId={workspace_id}&selectedModelId={model_id}"
     )
-
-
-def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-serializable XCom value of a finished task."""
-    result = task.get("result") or {}
-    return {
-        **{key: ref.get(key) for key in ("workspace_id", "model_id", "action_type", "action_id", "task_id")},
-        "task_state": task.get("taskState"),
-        "successful": bool(result.get("successful", False)),
-        "failure_dump_available": bool(result.get("failureDumpAvailable", False)),
-        "details": result.get("details") or [],
-        "nested_results": result.get("nestedResults") or [],
-        "row_counts": row_counts(task),
-    }
-
-
-def raise_task_failure(
-    hook: AnaplanHook,
-    ref: dict[str, Any],
-    task: dict[str, Any],
-    *,
-    dump_destination: str | None,
-    log: logging.Logger | Any,
-) -> NoReturn:
-    """Fetch the failure dumps of a failed task, log their first rows, and raise a clear error."""
-    result = task.get("result") or {}
-    state = task.get("taskState")
-    dumps: list[dict[str, Any]] = []
-    action_type = ActionType.coerce(ref["action_type"])
-    targets: list[str | None] = []
-    if action_type is ActionType.PROCESS:
-        targets = [
-            str(step.get("objectId"))
-            for step in result.get("nestedResults") or []
-            if not step.get("successful", True) and step.get("failureDumpAvailable")
-        ]
-    elif result.get("failureDumpAvailable"):
-        targets = [None]
-    for object_id in targets:
-        dumps.append(_collect_dump(hook, ref, object_id, dump_destination, log))
-    counts = row_counts(task)
-    failed_steps = [
-        str(step.get("objectId")) for step in result.get("nestedResults") or [] if not step.get("successful", True)
-    ]
-    message = (
-        f"Anaplan {action_type.label} {ref['action_id']} (task {ref['task_id']}) ended {state}"
-        f"{' without success' if state == 'COMPLETE' else ''}: {counts['failedCount']} row(s) failed, "
-        f"{counts['warningsRowCount']} with warnings"
-    )
-    if failed_steps:
-        message += f"; failed step(s): {', '.join(failed_steps)}"
-    if dumps:
-        message += f"; failure dump(s) for {', '.join(d['object_id'] or ref['action_id'] for d in dumps)}"
-        message += " logged above" + (f" and saved under {dump_destination}" if dump_destination else "")
-    raise RemoteJobFailedError(
-        message + ".",
-        platform="Anaplan",
-        details={**task_summary(ref, task), "dumps": dumps},
-    )
-
-
-def _collect_dump(
-    hook: AnaplanHook, ref: dict[str, Any], object_id: str | None, destination: str | None, log: Any
-) -> dict[str, Any]:
-    label = object_id or ref["action_id"]
-    info: dict[str, Any] = {"object_id": object_id, "saved_to": None, "available": True}
-    kwargs = {
-        "object_id": object_id,
-        "workspace_id": ref.get("workspace_id"),
-        "model_id": ref.get("model_id"),
-    }
-    try:
-        head = hook.dump_head(
-            ref["action_type"], ref["action_id"], ref["task_id"], max_lines=DUMP_PREVIEW_LINES + 1, **kwargs
-        )
-        log.error("First rows of the failure dump of %s:\n%s", label, "\n".join(head))
-        if destination:
-            name = f"{ref['action_id']}_{ref['task_id']}{'_' + object_id if object_id else ''}_dump.csv"
-            target = destination.rstrip("/") + "/" + name
-            hook.save_dump(target, ref["action_type"], ref["action_id"], ref["task_id"], **kwargs)
-            info["saved_to"] = target
-    except DumpUnavailableError as err:
-        log.warning("%s", err.message)
-        info["available"] = False
-    except SapplanError as err:
-        log.warning("Could not read the failure dump of %s: %s", label, err.message)
-        info["available"] = False
-    return info
-
-
-class AnaplanHookMixin:
-    """One hook per task run for Anaplan operators and sensors: the connection is read once."""
-
-    anaplan_conn_id: str
-    workspace_id: str | None
-    model_id: str | None
-
-    @property
-    def hook(self) -> AnaplanHook:
-        hook = self.__dict__.get("_hook")
-        if hook is None:
-            hook = self.__dict__["_hook"] = AnaplanHook(
-                self.anaplan_conn_id, workspace_id=self.workspace_id, model_id=self.model_id
-            )
-        return hook
 
 
 class _AnaplanModelOperator(AnaplanHookMixin, BaseOperator):
@@ -248,7 +141,7 @@ class AnaplanDownloadFileOperator(_AnaplanModelOperator):
         return self.hook.download_file(file_id, self.destination)
 
 
-class _AnaplanRunOperator(RemoteJobOperator, _AnaplanModelOperator):
+class _AnaplanRunOperator(AnaplanTaskStatusMixin, RemoteJobOperator, _AnaplanModelOperator):
     """Runs one Anaplan action as a task and waits for it; see :class:`RemoteJobOperator` for waiting.
 
     :param mapping_parameters: runtime mapping, e.g. ``{"Version": "Actual"}``.
@@ -262,7 +155,6 @@ class _AnaplanRunOperator(RemoteJobOperator, _AnaplanModelOperator):
     xcom_ref_key = "anaplan_task"
     external_id_key = "anaplan_task"
     trigger_class = AnaplanTaskTrigger
-    conn_id_field = "anaplan_conn_id"
 
     template_fields: ClassVar[tuple[str, ...]] = (
         "workspace_id",
@@ -319,17 +211,11 @@ class _AnaplanRunOperator(RemoteJobOperator, _AnaplanModelOperator):
             return AnaplanHook(self.anaplan_conn_id, workspace_id=ref["workspace_id"], model_id=ref["model_id"])
         return self.hook
 
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        return self._hook_for(ref).get_task(ref["action_type"], ref["action_id"], ref["task_id"])
-
     def outcome(self, status: dict[str, Any]) -> Outcome:
         outcome = task_outcome(status)
         if outcome is Outcome.SUCCEEDED and self.fail_on_warnings and task_has_warnings(status):
             return Outcome.FAILED
         return outcome
-
-    def raw_state(self, status: dict[str, Any]) -> str:
-        return str(status.get("taskState"))
 
     def cancel(self, ref: dict[str, Any]) -> None:
         self._hook_for(ref).cancel_task(ref["action_type"], ref["action_id"], ref["task_id"])
@@ -353,7 +239,7 @@ class _AnaplanRunOperator(RemoteJobOperator, _AnaplanModelOperator):
                 platform="Anaplan",
                 details=task_summary(ref, status),
             )
-        raise_task_failure(self._hook_for(ref), ref, status, dump_destination=self.dump_destination, log=self.log)
+        super().failed(ref, status, context)
 
 
 class AnaplanRunImportOperator(_AnaplanRunOperator):

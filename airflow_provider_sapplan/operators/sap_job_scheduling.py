@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
 from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
-from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
-from airflow_provider_sapplan.core.status import Outcome
-from airflow_provider_sapplan.exceptions import RemoteJobFailedError
-from airflow_provider_sapplan.hooks.sap_job_scheduling import (
-    PLATFORM,
-    SapJobSchedulingHook,
-    raw_run_state,
-    run_outcome,
-    run_summary,
-)
+from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
+from airflow_provider_sapplan.jobs.sap_job_scheduling import JobSchedulingHookMixin, RunStatusMixin, run_summary
 from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
 
 JOB_URL_XCOM_KEY = "sap_job_scheduling_job_url"
@@ -32,19 +24,6 @@ class SapJobSchedulingJobLink(XComUrlLink):
 def _one_job(job_id: Any, job_name: Any) -> None:
     if (job_id in (None, "")) == (job_name in (None, "")):
         raise ValueError("Give exactly one of job_id or job_name.")
-
-
-class JobSchedulingHookMixin:
-    """One hook per task run for Job Scheduling operators and sensors: the connection is read once."""
-
-    sap_job_scheduling_conn_id: str
-
-    @property
-    def hook(self) -> SapJobSchedulingHook:
-        hook = self.__dict__.get("_hook")
-        if hook is None:
-            hook = self.__dict__["_hook"] = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
-        return hook
 
 
 class _JobOperator(JobSchedulingHookMixin, BaseOperator):
@@ -77,25 +56,6 @@ def push_job_url(context: Any, hook: SapJobSchedulingHook, job_id: int) -> None:
         ti.xcom_push(key=JOB_URL_XCOM_KEY, value=hook.job_url(job_id) or "")
 
 
-class RunStatusMixin(JobSchedulingHookMixin, RemoteJobMixin):
-    """How a run is read and judged, shared by the run operator and the run sensor."""
-
-    trigger_class = SapJobSchedulingRunTrigger
-    conn_id_field = "sap_job_scheduling_conn_id"
-
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        return self.hook.current_run(ref["job_id"], ref["schedule_id"], ref.get("run_id"))
-
-    def outcome(self, status: dict[str, Any]) -> Outcome:
-        return run_outcome(status)
-
-    def raw_state(self, status: dict[str, Any]) -> str:
-        return raw_run_state(status)
-
-    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
-        raise_run_failure(ref, status)
-
-
 class SapJobSchedulingRunJobOperator(RunStatusMixin, RemoteJobOperator, _JobOperator):
     """Run a job now (a one-time ``time: "now"`` schedule) and wait for its run.
 
@@ -108,6 +68,7 @@ class SapJobSchedulingRunJobOperator(RunStatusMixin, RemoteJobOperator, _JobOper
 
     template_fields = ("job_id", "job_name", "data")
     template_fields_renderers: ClassVar[dict[str, str]] = {"data": "json"}
+    trigger_class = SapJobSchedulingRunTrigger
     xcom_ref_key = "sap_job_scheduling_run"
     external_id_key = "sap_job_scheduling_run"
 
@@ -131,15 +92,6 @@ class SapJobSchedulingRunJobOperator(RunStatusMixin, RemoteJobOperator, _JobOper
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         self.log.info("Job %s run %s succeeded: %s", ref["job_id"], status.get("runId"), status.get("runText"))
         return {**ref, **run_summary(status)}
-
-
-def raise_run_failure(ref: dict[str, Any], run: dict[str, Any]) -> NoReturn:
-    raise RemoteJobFailedError(
-        f"{PLATFORM} job {ref['job_id']} run {run.get('runId')} (schedule {ref['schedule_id']}) ended "
-        f"{raw_run_state(run)} with HTTP status {run.get('httpStatus')}: {run.get('runText') or 'no run text'}.",
-        platform=PLATFORM,
-        details={**ref, "run": run},
-    )
 
 
 class SapJobSchedulingCreateJobOperator(BaseOperator):

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow_provider_sapplan.core.sensor import RemoteJobSensor
-from airflow_provider_sapplan.core.status import Outcome
-from airflow_provider_sapplan.hooks.anaplan import ActionType, AnaplanHook, task_outcome
-from airflow_provider_sapplan.operators.anaplan import AnaplanHookMixin, raise_task_failure, task_summary
+from airflow_provider_sapplan.hooks.anaplan import ActionType, AnaplanHook
+from airflow_provider_sapplan.jobs.anaplan import AnaplanTaskStatusMixin, task_summary
 from airflow_provider_sapplan.triggers.anaplan import AnaplanTaskTrigger
 
 
-class AnaplanTaskSensor(AnaplanHookMixin, RemoteJobSensor):
+class AnaplanTaskSensor(AnaplanTaskStatusMixin, RemoteJobSensor):
     """Succeeds when the Anaplan task succeeds; fails (with dump rows logged) when it fails.
 
     Give exactly one of ``import_id``, ``export_id``, ``process_id`` or ``action_id``, and ``task_id``.
     """
 
     trigger_class = AnaplanTaskTrigger
-    conn_id_field = "anaplan_conn_id"
 
     template_fields = (
         "import_id",
@@ -78,17 +76,5 @@ class AnaplanTaskSensor(AnaplanHookMixin, RemoteJobSensor):
             "task_id": str(self.anaplan_task_id),
         }
 
-    def fetch(self, ref: dict[str, Any]) -> dict[str, Any]:
-        return self.hook.get_task(ref["action_type"], ref["action_id"], ref["task_id"])
-
-    def outcome(self, status: dict[str, Any]) -> Outcome:
-        return task_outcome(status)
-
-    def raw_state(self, status: dict[str, Any]) -> str:
-        return str(status.get("taskState"))
-
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:
         return task_summary(ref, status)
-
-    def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
-        raise_task_failure(self.hook, ref, status, dump_destination=None, log=self.log)

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_sapplan.core.sensor import RemoteJobSensor
-from airflow_provider_sapplan.hooks.sap_job_scheduling import (
-    SapJobSchedulingHook,
-    run_summary,
-)
-from airflow_provider_sapplan.operators.sap_job_scheduling import RunStatusMixin
+from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
+from airflow_provider_sapplan.jobs.sap_job_scheduling import RunStatusMixin, run_summary
+from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
 
 
 class SapJobSchedulingRunSensor(RunStatusMixin, RemoteJobSensor):
@@ -20,6 +18,7 @@ class SapJobSchedulingRunSensor(RunStatusMixin, RemoteJobSensor):
     :param run_id: a specific run; without it, the schedule's first run (one-time schedules have one).
     """
 
+    trigger_class = SapJobSchedulingRunTrigger
     template_fields = ("job_id", "schedule_id", "run_id")
 
     def __init__(

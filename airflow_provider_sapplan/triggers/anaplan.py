@@ -6,7 +6,8 @@ from typing import Any
 
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import RemoteJobTrigger
-from airflow_provider_sapplan.hooks.anaplan import AnaplanHook, task_outcome
+from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
+from airflow_provider_sapplan.jobs.anaplan import task_outcome
 
 
 class AnaplanTaskTrigger(RemoteJobTrigger):

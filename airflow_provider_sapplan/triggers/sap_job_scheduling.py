@@ -6,7 +6,8 @@ from typing import Any
 
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import RemoteJobTrigger
-from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook, raw_run_state, run_outcome
+from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
+from airflow_provider_sapplan.jobs.sap_job_scheduling import raw_run_state, run_outcome
 
 
 class SapJobSchedulingRunTrigger(RemoteJobTrigger):

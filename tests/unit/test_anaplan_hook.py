@@ -29,9 +29,9 @@ from airflow_provider_sapplan.hooks.anaplan import (
     MIB,
     ActionType,
     AnaplanHook,
-    task_outcome,
     task_request_body,
 )
+from airflow_provider_sapplan.jobs.anaplan import task_outcome
 from tests.conftest import ANAPLAN_API, ANAPLAN_AUTH, MODEL, WORKSPACE, set_connection
 
 MODEL_URL = f"{ANAPLAN_API}/workspaces/{WORKSPACE}/models/{MODEL}"

@@ -23,9 +23,9 @@ from airflow_provider_sapplan.exceptions import (
 from airflow_provider_sapplan.hooks.sap_job_scheduling import (
     SapJobSchedulingHook,
     parse_timestamp,
-    run_outcome,
     validate_job,
 )
+from airflow_provider_sapplan.jobs.sap_job_scheduling import run_outcome
 from airflow_provider_sapplan.operators.sap_job_scheduling import (
     SapJobSchedulingCreateJobOperator,
     SapJobSchedulingDeleteJobOperator,
