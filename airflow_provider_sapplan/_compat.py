@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
 
+from airflow_provider_sapplan.exceptions import ConnectionConfigError
+
 AIRFLOW_V_3_0_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
 AIRFLOW_V_3_3_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.3.0")
 
@@ -95,8 +97,6 @@ def connection_extras(conn: Any) -> dict[str, Any]:
     try:
         parsed = json.loads(raw)
     except ValueError as err:
-        from airflow_provider_sapplan.exceptions import ConnectionConfigError
-
         raise ConnectionConfigError(
             f"Connection {conn.conn_id!r}: the Extra field is not valid JSON ({err}). Fix it in Admin > Connections."
         ) from None

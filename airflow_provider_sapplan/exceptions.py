@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_sapplan._compat import AirflowException
+# The error hierarchy sits below ``_compat`` (which raises ConnectionConfigError), so it resolves its
+# one Airflow base class itself instead of importing ``_compat``: the same class ``_compat`` exports,
+# from the Task SDK on Airflow 3 and from ``airflow.exceptions`` on 2.11.
+try:
+    from airflow.sdk.exceptions import AirflowException
+except ImportError:  # Airflow 2.11
+    from airflow.exceptions import AirflowException  # type: ignore[no-redef]
 
 
 class SapplanError(AirflowException):
