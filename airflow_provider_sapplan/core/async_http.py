@@ -1,8 +1,9 @@
 """The asynchronous twin of :mod:`.http`, for triggers: same rules, never blocks the event loop.
 
-Retry decisions, waits, token renewal and error mapping come from the same functions as the sync
-client. One ``aiohttp`` session (and so one connection pool) is shared by every client on an event
-loop, so a thousand triggers polling one tenant reuse a handful of TCP connections.
+Retry decisions, waits, token renewal, CSRF, login-page detection and error mapping come from
+:mod:`.transport_policy`, as for the sync client; this module only does the I/O. One ``aiohttp``
+session (and so one connection pool) is shared by every client on an event loop, so a thousand
+triggers polling one tenant reuse a handful of TCP connections.
 """
 
 from __future__ import annotations
@@ -14,25 +15,18 @@ import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
 import tenacity
 
 from airflow_provider_sapplan.core.auth import TOKEN_CACHE, StaticHeaderAuth, Token, TokenCache, TokenRequest
-from airflow_provider_sapplan.core.errors import is_html_response, login_page_error, map_http_error
-from airflow_provider_sapplan.core.http import (
-    USER_AGENT,
-    WRITE_METHODS,
-    ClientConfig,
-    _log_retry,
-    _path_of,
-    _tenacity_wait,
-    default_idempotency,
-)
-from airflow_provider_sapplan.core.retry import RetryableFailure, server_requested_delay
+from airflow_provider_sapplan.core.http import USER_AGENT, ClientConfig
+from airflow_provider_sapplan.core.retry import RetryableFailure
 from airflow_provider_sapplan.core.tls import client_ssl_context
-from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, SapplanError
+from airflow_provider_sapplan.core.transport_policy import Exchange, Step, TransportPolicy
+from airflow_provider_sapplan.exceptions import AuthenticationError, SapplanError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +106,7 @@ class AsyncHttpClient:
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
+        self.policy = TransportPolicy.of(config)
         self._tokens = token_cache
         self._sleep = sleep or _sleep
         self._own_session: aiohttp.ClientSession | None = None
@@ -167,199 +162,102 @@ class AsyncHttpClient:
         idempotent: bool | None = None,
         expect_data: bool = True,
     ) -> AsyncResponse:
-        method = method.upper()
-        url = self.config.url(path)
-        safe_to_repeat = default_idempotency(method) if idempotent is None else idempotent
-
-        async def attempt() -> AsyncResponse:
-            return await self._attempt(
-                method,
-                url,
-                params=params,
-                json=json,
-                data=None,
-                headers=headers,
-                idempotent=safe_to_repeat,
-                expect_data=expect_data,
-                use_auth=True,
-            )
-
-        return await self._with_retries(method, url, attempt)
+        call = {"params": dict(params) if params else None, "json": json, "extra_headers": headers}
+        exchange = self.policy.exchange(
+            method, self.config.url(path), idempotent=idempotent, expect_data=expect_data, **call
+        )
+        return await self._with_retries(exchange)
 
     async def get_json(self, path: str, **kwargs: Any) -> Any:
-        return _json(await self.request("GET", path, **kwargs), self.config.platform)
+        return _json(await self.request("GET", path, **kwargs), self.policy)
 
-    async def _with_retries(
-        self, method: str, url: str, attempt: Callable[[], Awaitable[AsyncResponse]]
-    ) -> AsyncResponse:
-        policy = self.config.policy
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts),
-            wait=_tenacity_wait(policy),
-            retry=tenacity.retry_if_exception_type(RetryableFailure),
-            sleep=self._sleep,
-            before_sleep=_log_retry(self.config.platform, method, url),
-            reraise=True,
-        )
+    async def _with_retries(self, exchange: Exchange) -> AsyncResponse:
+        async def attempt() -> AsyncResponse:
+            return await self._attempt(exchange)
+
+        retrying = tenacity.AsyncRetrying(**self.policy.retrying(exchange.method, exchange.url, self._sleep))
         try:
             return await retrying(attempt)
         except RetryableFailure as failure:
             raise failure.error from None
 
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        data: Any,
-        headers: Mapping[str, str] | None,
-        idempotent: bool,
-        expect_data: bool,
-        use_auth: bool,
-        client_cert: tuple[str, str] | None = None,
-    ) -> AsyncResponse:
-        auth = self.config.auth if use_auth else None
-        renewed_token = False
-        refetched_csrf = False
+    async def _attempt(self, exchange: Exchange) -> AsyncResponse:
+        """One attempt: the whole body is read; replayed once after a token renewal or CSRF refetch."""
+        exchange = exchange.attempt()
         session = await self._session()
         timeout = aiohttp.ClientTimeout(sock_connect=self.config.timeout[0], sock_read=self.config.timeout[1])
         while True:
-            request_headers = {"Accept": "application/json", **(headers or {})}
-            token: Token | None = None
-            if isinstance(auth, StaticHeaderAuth):
-                request_headers.update(auth.headers())
-            elif auth is not None:
-                token = await self._token()
-                request_headers.update(auth.authorization_header(token))
-            if use_auth and self.config.csrf_fetch_path and method in WRITE_METHODS:
-                request_headers["X-CSRF-Token"] = await self._csrf(refresh=False)
+            request_headers = exchange.headers(
+                token=await self._token() if exchange.needs_token else None,
+                csrf=await self._csrf(refresh=False) if exchange.needs_csrf else None,
+            )
             try:
                 async with session.request(
-                    method,
-                    url,
-                    params=dict(params) if params else None,
-                    json=json,
-                    data=data,
+                    exchange.method,
+                    exchange.url,
+                    params=exchange.params,
+                    json=exchange.json,
+                    data=exchange.data,
                     headers=request_headers,
                     timeout=timeout,
-                    **self._ssl_kwargs(client_cert),
+                    **self._ssl_kwargs(exchange.client_cert),
                 ) as raw:
                     body = await raw.read()
-                    response = AsyncResponse(raw.status, dict(raw.headers), body, url, method)
+                    response = AsyncResponse(raw.status, dict(raw.headers), body, exchange.url, exchange.method)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                error = NetworkError(
-                    f"{self.config.platform} {method} {_path_of(url)} could not complete: "
-                    f"{type(exc).__name__}. Check the connection's host and the network path to it.",
-                    platform=self.config.platform,
-                )
                 unsent = isinstance(exc, aiohttp.ClientConnectorError)
-                if idempotent or unsent:
-                    raise RetryableFailure(error) from exc
-                raise error from exc
-
-            if response.status == 401 and token is not None and not renewed_token:
-                self._tokens.discard(auth.cache_key, token.value)  # type: ignore[union-attr]
-                renewed_token = True
-                continue
-            if (
-                response.status == 403
-                and self.config.csrf_fetch_path
-                and _header(response.headers, "x-csrf-token").lower() == "required"
-                and not refetched_csrf
-            ):
-                await self._csrf(refresh=True)
-                refetched_csrf = True
-                continue
-            return self._check(response, idempotent=idempotent, expect_data=expect_data)
-
-    def _check(self, response: AsyncResponse, *, idempotent: bool, expect_data: bool) -> AsyncResponse:
-        if response.status >= 400:
-            error = map_http_error(
-                platform=self.config.platform,
-                method=response.method,
-                url=response.url,
-                status=response.status,
-                body=response.body,
-                hints=self.config.status_hints,
+                raise exchange.network_failure(exc, unsent=unsent) from exc
+            step = exchange.judge(
+                response.status,
+                response.headers,
+                error_body=partial(getattr, response, "body"),
+                body_peek=partial(getattr, response, "body"),
             )
-            if self.config.policy.should_retry_status(response.status, idempotent=idempotent):
-                raise RetryableFailure(error, server_requested_delay(response.headers))
-            raise error
-        if expect_data and response.status != 204 and is_html_response(response.headers, response.body[:200]):
-            raise login_page_error(self.config.platform, response.method, response.url)
-        return response
+            if step is Step.RENEW_TOKEN:
+                self._tokens.discard(self.policy.auth.cache_key, exchange.token.value)  # type: ignore[union-attr]
+            elif step is Step.REFETCH_CSRF:
+                await self._csrf(refresh=True)
+            else:
+                return response
 
     async def _token(self) -> Token:
         auth = self.config.auth
         assert auth is not None and not isinstance(auth, StaticHeaderAuth)
         key = auth.cache_key
         current = self._tokens.get(key)
-        if current is not None and not current.needs_renewal():
-            return current
+        if self.policy.reusable(current):
+            return current  # type: ignore[return-value]
         async with self._tokens.async_lock(key):
             current = self._tokens.get(key)
-            if current is not None and not current.needs_renewal():
-                return current
-            fresh: Token | None = None
-            if current is not None and not current.expired():
-                refresh = auth.refresh_request(current)
-                if refresh is not None:
-                    try:
-                        fresh = await self._fetch_token(refresh)
-                    except AuthenticationError as err:
-                        log.info("%s token refresh failed (%s); logging in again.", auth.platform, err)
-            if fresh is None:
-                fresh = await self._fetch_token(auth.authenticate_request())
+            if self.policy.reusable(current):
+                return current  # type: ignore[return-value]
+            for spec, is_refresh in self.policy.token_requests(current):
+                try:
+                    fresh = await self._fetch_token(spec)
+                    break
+                except AuthenticationError as err:
+                    if not is_refresh:
+                        raise
+                    self.policy.refresh_failed(err)
             self._tokens.put(key, fresh)
             return fresh
 
     async def _fetch_token(self, spec: TokenRequest) -> Token:
         auth = self.config.auth
         assert auth is not None and not isinstance(auth, StaticHeaderAuth)
-
-        async def attempt() -> AsyncResponse:
-            return await self._attempt(
-                spec.method,
-                spec.url,
-                params=None,
-                json=spec.json,
-                data=spec.data,
-                headers=spec.headers,
-                idempotent=True,
-                expect_data=True,
-                use_auth=False,
-                client_cert=spec.client_cert,
-            )
-
         try:
-            response = await self._with_retries(spec.method, spec.url, attempt)
+            response = await self._with_retries(self.policy.token_exchange(spec))
         except SapplanError as err:
-            if err.status_code in (400, 401, 403):
-                raise AuthenticationError(
-                    f"{self.config.platform} rejected the credentials at {_path_of(spec.url)} "
-                    f"(HTTP {err.status_code}). Check the connection's login and password, client id "
-                    "and secret, or certificate and key.",
-                    platform=self.config.platform,
-                    status_code=err.status_code,
-                ) from None
-            raise
-        return auth.parse_token(_json(response, self.config.platform))
+            raise self.policy.token_rejected(spec.url, err) from None
+        return auth.parse_token(_json(response, self.policy))
 
     async def _csrf(self, *, refresh: bool) -> str:
         if self._csrf_token is None or refresh:
             assert self.config.csrf_fetch_path is not None
             response = await self.request(
-                "GET", self.config.csrf_fetch_path, headers={"X-CSRF-Token": "Fetch"}, expect_data=False
+                "GET", self.config.csrf_fetch_path, headers=self.policy.csrf_fetch_headers(), expect_data=False
             )
-            token = _header(response.headers, "x-csrf-token")
-            if not token:
-                raise AuthenticationError(
-                    f"{self.config.platform} did not return a CSRF token from {self.config.csrf_fetch_path}.",
-                    platform=self.config.platform,
-                )
-            self._csrf_token = token
+            self._csrf_token = self.policy.csrf_token(response.headers)
         return self._csrf_token
 
 
@@ -367,20 +265,8 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return ""
-
-
-def _json(response: AsyncResponse, platform: str) -> Any:
+def _json(response: AsyncResponse, policy: TransportPolicy) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise SapplanError(
-            f"{platform} answered {response.method} {_path_of(response.url)} with a body that is not JSON; "
-            "check that the connection points at the API URL.",
-            platform=platform,
-            status_code=response.status,
-        ) from None
+        raise policy.not_json(response.method, response.url, response.status) from None

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
@@ -20,22 +21,20 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_sapplan import __version__
 from airflow_provider_sapplan.core.auth import TOKEN_CACHE, AuthScheme, StaticHeaderAuth, Token, TokenCache
-from airflow_provider_sapplan.core.errors import is_html_response, login_page_error, map_http_error
-from airflow_provider_sapplan.core.retry import (
-    RetryableFailure,
-    RetryPolicy,
-    is_unsent_connection_error,
-    server_requested_delay,
+from airflow_provider_sapplan.core.retry import RetryableFailure, RetryPolicy, is_unsent_connection_error
+from airflow_provider_sapplan.core.transport_policy import (
+    Exchange,
+    Step,
+    TransportPolicy,
+    path_of,
 )
-from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, SapplanError
+from airflow_provider_sapplan.exceptions import AuthenticationError, SapplanError
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"airflow-provider-sapplan/{__version__}"
 SEND_BLOCK_SIZE = 1024 * 1024
 """Bytes per socket write when a body is streamed from a file (urllib3 defaults to 16 KiB)."""
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,6 @@ class ClientConfig:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def default_idempotency(method: str) -> bool:
-    return method.upper() in IDEMPOTENT_METHODS
-
-
 class _StreamingAdapter(HTTPAdapter):
     """Sends streamed bodies in 1 MiB writes instead of 16 KiB ones (fewer syscalls per chunk)."""
 
@@ -94,6 +89,7 @@ class HttpClient:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
+        self.policy = TransportPolicy.of(config)
         self._tokens = token_cache
         self._sleep = sleep or _sleep
         self._session: requests.Session | None = None
@@ -148,33 +144,25 @@ class HttpClient:
         :param expect_data: the answer must be data (JSON or bytes); an HTML page is a login page.
         :return: the successful response (streamed when ``stream``; the caller closes it).
         """
-        method = method.upper()
-        url = self.config.url(path)
-        safe_to_repeat = default_idempotency(method) if idempotent is None else idempotent
-
-        def attempt() -> requests.Response:
-            return self._attempt(
-                method,
-                url,
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
-                stream=stream,
-                idempotent=safe_to_repeat,
-                expect_data=expect_data,
-                use_auth=True,
-            )
-
-        return self._with_retries(method, url, attempt)
+        exchange = self.policy.exchange(
+            method,
+            self.config.url(path),
+            idempotent=idempotent,
+            expect_data=expect_data,
+            params=params,
+            json=json,
+            data=data,
+            extra_headers=headers,
+        )
+        return self._with_retries(exchange, stream=stream)
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         response = self.request("GET", path, **kwargs)
-        return _json(response, self.config.platform)
+        return _json(response, self.policy)
 
     def post_json(self, path: str, **kwargs: Any) -> Any:
         response = self.request("POST", path, **kwargs)
-        return _json(response, self.config.platform)
+        return _json(response, self.policy)
 
     def stream_bytes(self, path: str, *, chunk_size: int = 1024 * 1024, **kwargs: Any) -> Iterator[bytes]:
         """Yield a response body in pieces of at most ``chunk_size`` bytes, never holding all of it."""
@@ -190,117 +178,53 @@ class HttpClient:
 
     # -- retries ------------------------------------------------------------------------------
 
-    def _with_retries(self, method: str, url: str, attempt: Callable[[], requests.Response]) -> requests.Response:
-        policy = self.config.policy
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts),
-            wait=_tenacity_wait(policy),
-            retry=tenacity.retry_if_exception_type(RetryableFailure),
-            sleep=self._sleep,
-            before_sleep=_log_retry(self.config.platform, method, url),
-            reraise=True,
-        )
+    def _with_retries(self, exchange: Exchange, *, stream: bool) -> requests.Response:
+        retrying = tenacity.Retrying(**self.policy.retrying(exchange.method, exchange.url, self._sleep))
         try:
-            return retrying(attempt)
+            return retrying(self._attempt, exchange, stream=stream)
         except RetryableFailure as failure:
             raise failure.error from None
 
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        data: Any,
-        headers: Mapping[str, str] | None,
-        stream: bool,
-        idempotent: bool,
-        expect_data: bool,
-        use_auth: bool,
-        cert: tuple[str, str] | None = None,
-    ) -> requests.Response:
-        auth = self.config.auth if use_auth else None
-        renewed_token = False
-        refetched_csrf = False
+    def _attempt(self, exchange: Exchange, *, stream: bool) -> requests.Response:
+        """One attempt: send, and replay once after a token renewal or a CSRF refetch if told to."""
+        exchange = exchange.attempt()
+        data = exchange.data
         while True:
-            request_headers = {"Accept": "application/json", **(headers or {})}
-            token: Token | None = None
-            if isinstance(auth, StaticHeaderAuth):
-                request_headers.update(auth.headers())
-            elif auth is not None:
-                token = self._token()
-                request_headers.update(auth.authorization_header(token))
-            if use_auth and self.config.csrf_fetch_path and method in WRITE_METHODS:
-                request_headers["X-CSRF-Token"] = self._csrf(refresh=False)
+            request_headers = exchange.headers(
+                token=self._token() if exchange.needs_token else None,
+                csrf=self._csrf(refresh=False) if exchange.needs_csrf else None,
+            )
             body = data() if callable(data) else data
             try:
                 response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
+                    exchange.method,
+                    exchange.url,
+                    params=exchange.params,
+                    json=exchange.json,
                     data=body,
                     headers=request_headers,
                     stream=stream,
                     timeout=self.config.timeout,
-                    cert=cert,
+                    cert=exchange.client_cert,
                 )
             except requests.exceptions.RequestException as exc:
-                error = NetworkError(
-                    f"{self.config.platform} {method} {_path_of(url)} could not complete: "
-                    f"{type(exc).__name__}. Check the connection's host and the network path to it.",
-                    platform=self.config.platform,
-                )
-                if idempotent or is_unsent_connection_error(exc):
-                    raise RetryableFailure(error) from exc
-                raise error from exc
+                raise exchange.network_failure(exc, unsent=is_unsent_connection_error(exc)) from exc
             finally:
                 if body is not data and hasattr(body, "close"):
                     body.close()
-
-            status = response.status_code
-            if status == 401 and token is not None and not renewed_token:
-                # The token was revoked or expired early: renew once and replay.
-                response.close()
-                self._tokens.discard(auth.cache_key, token.value)  # type: ignore[union-attr]
-                renewed_token = True
-                continue
-            if (
-                status == 403
-                and self.config.csrf_fetch_path
-                and response.headers.get("x-csrf-token", "").lower() == "required"
-                and not refetched_csrf
-            ):
-                response.close()
-                self._csrf(refresh=True)
-                refetched_csrf = True
-                continue
-            return self._check(method, url, response, idempotent=idempotent, expect_data=expect_data)
-
-    def _check(
-        self, method: str, url: str, response: requests.Response, *, idempotent: bool, expect_data: bool
-    ) -> requests.Response:
-        status = response.status_code
-        policy = self.config.policy
-        if status >= 400:
-            body = response.content if not _is_stream_consumed(response) else b""
-            response.close()
-            error = map_http_error(
-                platform=self.config.platform,
-                method=method,
-                url=url,
-                status=status,
-                body=body,
-                hints=self.config.status_hints,
+            step = exchange.judge(
+                response.status_code,
+                response.headers,
+                error_body=partial(_error_body, response),
+                body_peek=partial(_body_peek, response),
+                discard=response.close,
             )
-            if policy.should_retry_status(status, idempotent=idempotent):
-                raise RetryableFailure(error, server_requested_delay(response.headers))
-            raise error
-        if expect_data and status != 204 and _peek_is_html(response):
-            response.close()
-            raise login_page_error(self.config.platform, method, url)
-        return response
+            if step is Step.RENEW_TOKEN:
+                self._tokens.discard(self.policy.auth.cache_key, exchange.token.value)
+            elif step is Step.REFETCH_CSRF:
+                self._csrf(refresh=True)
+            else:
+                return response
 
     # -- tokens -------------------------------------------------------------------------------
 
@@ -309,57 +233,31 @@ class HttpClient:
         assert auth is not None and not isinstance(auth, StaticHeaderAuth)
         key = auth.cache_key
         current = self._tokens.get(key)
-        if current is not None and not current.needs_renewal():
-            return current
+        if self.policy.reusable(current):
+            return current  # type: ignore[return-value]
         with self._tokens.thread_lock(key):
             current = self._tokens.get(key)
-            if current is not None and not current.needs_renewal():
-                return current
-            fresh: Token | None = None
-            if current is not None and not current.expired():
-                refresh = auth.refresh_request(current)
-                if refresh is not None:
-                    try:
-                        fresh = self._fetch_token(refresh)
-                    except AuthenticationError as err:
-                        log.info("%s token refresh failed (%s); logging in again.", auth.platform, err)
-            if fresh is None:
-                fresh = self._fetch_token(auth.authenticate_request())
+            if self.policy.reusable(current):
+                return current  # type: ignore[return-value]
+            for spec, is_refresh in self.policy.token_requests(current):
+                try:
+                    fresh = self._fetch_token(spec)
+                    break
+                except AuthenticationError as err:
+                    if not is_refresh:
+                        raise
+                    self.policy.refresh_failed(err)
             self._tokens.put(key, fresh)
             return fresh
 
     def _fetch_token(self, spec: Any) -> Token:
         auth = self.config.auth
         assert auth is not None and not isinstance(auth, StaticHeaderAuth)
-
-        def attempt() -> requests.Response:
-            return self._attempt(
-                spec.method,
-                spec.url,
-                params=None,
-                json=spec.json,
-                data=spec.data,
-                headers=spec.headers,
-                stream=False,
-                idempotent=True,
-                expect_data=True,
-                use_auth=False,
-                cert=spec.client_cert,
-            )
-
         try:
-            response = self._with_retries(spec.method, spec.url, attempt)
+            response = self._with_retries(self.policy.token_exchange(spec), stream=False)
         except SapplanError as err:
-            if err.status_code in (400, 401, 403):
-                raise AuthenticationError(
-                    f"{self.config.platform} rejected the credentials at {_path_of(spec.url)} "
-                    f"(HTTP {err.status_code}). Check the connection's login and password, client id "
-                    "and secret, or certificate and key, and that the user is not locked or SSO-only.",
-                    platform=self.config.platform,
-                    status_code=err.status_code,
-                ) from None
-            raise
-        token = auth.parse_token(_json(response, self.config.platform))
+            raise self.policy.token_rejected(spec.url, err) from None
+        token = auth.parse_token(_json(response, self.policy))
         _mask(token.value)
         return token
 
@@ -370,16 +268,10 @@ class HttpClient:
             if self._csrf_token is None or refresh:
                 assert self.config.csrf_fetch_path is not None
                 response = self.request(
-                    "GET", self.config.csrf_fetch_path, headers={"X-CSRF-Token": "Fetch"}, expect_data=False
+                    "GET", self.config.csrf_fetch_path, headers=self.policy.csrf_fetch_headers(), expect_data=False
                 )
                 response.close()
-                token = response.headers.get("x-csrf-token")
-                if not token:
-                    raise AuthenticationError(
-                        f"{self.config.platform} did not return a CSRF token from "
-                        f"{self.config.csrf_fetch_path}; check the user's roles and the API URL.",
-                        platform=self.config.platform,
-                    )
+                token = self.policy.csrf_token(response.headers)
                 _mask(token)
                 self._csrf_token = token
             return self._csrf_token
@@ -389,66 +281,31 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _tenacity_wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
-    def wait(state: tenacity.RetryCallState) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        delay = failure.server_delay if isinstance(failure, RetryableFailure) else None
-        return policy.wait_for(state.attempt_number, delay)
-
-    return wait
-
-
-def _log_retry(platform: str, method: str, url: str) -> Callable[[tenacity.RetryCallState], None]:
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        failure = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "%s %s %s: attempt %d failed (%s); retrying in %.1fs.",
-            platform,
-            method,
-            _path_of(url),
-            state.attempt_number,
-            failure,
-            wait,
-        )
-
-    return before_sleep
-
-
-def _json(response: requests.Response, platform: str) -> Any:
+def _json(response: requests.Response, policy: TransportPolicy) -> Any:
     if response.status_code == 204 or not response.content:
         return {}
     try:
         return response.json()
     except ValueError:
-        raise SapplanError(
-            f"{platform} answered {response.request.method} {_path_of(response.url)} with a body that is "
-            "not JSON; check that the connection points at the API URL.",
-            platform=platform,
-            status_code=response.status_code,
-        ) from None
+        raise policy.not_json(response.request.method or "", response.url, response.status_code) from None
 
 
-def _peek_is_html(response: requests.Response) -> bool:
-    content_type = response.headers.get("Content-Type", "").lower()
-    if "text/html" in content_type:
-        return True
-    if "json" in content_type or "octet-stream" in content_type or "gzip" in content_type:
-        return False
+def _error_body(response: requests.Response) -> bytes:
+    return b"" if _is_stream_consumed(response) else response.content
+
+
+def _body_peek(response: requests.Response) -> bytes | None:
+    """The first bytes of a body already read; None for a streamed body not read yet."""
     if response.raw is not None and not response._content_consumed:  # type: ignore[attr-defined]
-        # Streamed body of unknown type: judge by the content type alone.
-        return False
-    return is_html_response(response.headers, response.content[:200])
+        return None
+    return response.content[:200]
 
 
 def _is_stream_consumed(response: requests.Response) -> bool:
     return bool(getattr(response, "_content_consumed", False)) and response._content is False  # type: ignore[attr-defined]
 
 
-def _path_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).path or url
+_path_of = path_of  # kept for callers of the old private name
 
 
 def _mask(secret: str) -> None:

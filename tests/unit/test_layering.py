@@ -1,8 +1,8 @@
 """The package's layers, read from its source: who may import whom, and no import cycles.
 
 core <- hooks <- jobs <- triggers <- sensors / operators (sensors never import operators), and
-core never imports a platform module. Only module-level imports count (an import inside a
-function runs late and cannot form an import-time cycle).
+core never imports a platform module. Only imports run at import time count (one inside a
+function or under ``if TYPE_CHECKING`` cannot form an import-time cycle).
 """
 
 from __future__ import annotations
@@ -42,13 +42,16 @@ MODULES = _modules()
 
 
 def _module_level_nodes(tree: ast.Module) -> list[ast.stmt]:
-    """Statements run at import time: the body, and the bodies of top-level if/try/with blocks."""
+    """Statements run at import time: the body, and top-level if/try/with blocks (not ``if TYPE_CHECKING``)."""
     out: list[ast.stmt] = []
     pending: list[ast.stmt] = list(tree.body)
     while pending:
         node = pending.pop(0)
         out.append(node)
         if isinstance(node, ast.If):
+            if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                pending.extend(node.orelse)
+                continue
             pending.extend(node.body + node.orelse)
         elif isinstance(node, ast.Try):
             pending.extend(node.body + node.orelse + node.finalbody)

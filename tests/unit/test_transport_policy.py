@@ -1,0 +1,111 @@
+"""The transport decisions both HTTP clients consult, tested without any I/O."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from airflow_provider_sapplan.core.auth import Token
+from airflow_provider_sapplan.core.http import ClientConfig
+from airflow_provider_sapplan.core.retry import RetryableFailure
+from airflow_provider_sapplan.core.transport_policy import Step, TransportPolicy
+from airflow_provider_sapplan.exceptions import (
+    AuthenticationError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
+
+
+class FakeAuth:
+    platform = "Fake"
+    cache_key = "k"
+
+    def authorization_header(self, token: Token) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token.value}"}
+
+
+def policy(csrf: str | None = None) -> TransportPolicy:
+    return TransportPolicy.of(ClientConfig("Fake", "https://h/api", auth=FakeAuth(), csrf_fetch_path=csrf))  # type: ignore[arg-type]
+
+
+TOKEN = Token(value="secret", expires_at=time.time() + 3600)
+
+
+def judge(exchange, status, headers=None, body=b"{}", peek=b"{}", discarded=None):  # type: ignore[no-untyped-def]
+    return exchange.judge(
+        status,
+        headers or {"Content-Type": "application/json"},
+        error_body=lambda: body,
+        body_peek=lambda: peek,
+        discard=lambda: discarded.append(True) if discarded is not None else None,
+    )
+
+
+def test_401_renews_the_token_once_per_attempt() -> None:
+    exchange = policy().exchange("get", "https://h/api/x", idempotent=None).attempt()
+    exchange.headers(token=TOKEN)
+    discarded: list[bool] = []
+    assert judge(exchange, 401, discarded=discarded) is Step.RENEW_TOKEN
+    assert discarded == [True]
+    with pytest.raises(AuthenticationError):
+        judge(exchange, 401)
+    assert judge(exchange.attempt(), 200) is Step.RETURN
+
+
+def test_403_with_csrf_required_refetches_once_and_only_with_a_fetch_path() -> None:
+    headers = {"x-csrf-token": "Required"}
+    exchange = policy(csrf="/").exchange("POST", "https://h/api/x", idempotent=False).attempt()
+    assert exchange.needs_csrf
+    assert judge(exchange, 403, headers) is Step.REFETCH_CSRF
+    with pytest.raises(PermissionDeniedError):
+        judge(exchange, 403, headers)
+    assert not policy().exchange("POST", "https://h/api/x", idempotent=False).needs_csrf
+
+
+def test_retry_depends_on_status_and_idempotency() -> None:
+    get = policy().exchange("GET", "https://h/api/x", idempotent=None)
+    with pytest.raises(RetryableFailure) as failure:
+        judge(get, 503, {"Retry-After": "7"})
+    assert failure.value.server_delay == 7.0
+    assert isinstance(failure.value.error, ServiceUnavailableError)
+    post = policy().exchange("POST", "https://h/api/x", idempotent=None)
+    with pytest.raises(ServiceUnavailableError):  # 502 may have acted on a POST: never retried
+        judge(post, 502)
+    with pytest.raises(NotFoundError, match="HTTP 404"):
+        judge(get, 404, body=b'{"message": "no such task"}')
+
+
+def test_html_on_200_is_a_login_page_unless_the_body_is_declared_data_or_unread() -> None:
+    exchange = policy().exchange("GET", "https://h/api/x", idempotent=None)
+    with pytest.raises(AuthenticationError, match="HTML page"):
+        judge(exchange, 200, {"Content-Type": "text/html"})
+    with pytest.raises(AuthenticationError, match="HTML page"):
+        judge(exchange, 200, {"Content-Type": "text/plain"}, peek=b"<!DOCTYPE html><html>")
+    assert judge(exchange, 200, {"Content-Type": "application/octet-stream"}, peek=b"<html>") is Step.RETURN
+    assert judge(exchange, 200, {}, peek=None) is Step.RETURN  # streamed, not read yet
+    assert judge(exchange, 204, {"Content-Type": "text/html"}) is Step.RETURN
+    no_data = policy().exchange("GET", "https://h/api/x", idempotent=None, expect_data=False)
+    assert judge(no_data, 200, {"Content-Type": "text/html"}) is Step.RETURN
+
+
+def test_network_failures_are_retried_only_when_safe() -> None:
+    error = ConnectionError("boom")
+    get = policy().exchange("GET", "https://h/api/x?token=s", idempotent=None)
+    assert isinstance(get.network_failure(error, unsent=False), RetryableFailure)
+    post = policy().exchange("POST", "https://h/api/x", idempotent=None)
+    final = post.network_failure(error, unsent=False)
+    assert isinstance(final, NetworkError) and "/api/x" in final.message
+    assert isinstance(post.network_failure(error, unsent=True), RetryableFailure)
+
+
+def test_headers_carry_auth_and_never_leak_between_attempts() -> None:
+    exchange = policy(csrf="/").exchange(
+        "PUT", "https://h/api/x", idempotent=None, extra_headers={"X-A": "1"}, data={"client_secret": "pw-xyz"}
+    )
+    headers = exchange.headers(token=TOKEN, csrf="c")
+    assert headers == {"Accept": "application/json", "X-A": "1", "Authorization": "Bearer secret", "X-CSRF-Token": "c"}
+    assert exchange.attempt().token is None
+    assert "secret" not in repr(exchange) and "pw-xyz" not in repr(exchange)
