@@ -533,7 +533,7 @@ def test_buffered_uploads_respect_the_memory_budget(
 ) -> None:
     import threading
 
-    from airflow_provider_sapplan.hooks import anaplan as module
+    from airflow_provider_sapplan.hooks import anaplan_files as module
 
     requests_mock.get(f"{MODEL_URL}/files", json=files_payload({"id": "113000000001", "name": "Actuals.csv"}))
     requests_mock.post(f"{MODEL_URL}/files/113000000001", json={"file": {}})
