@@ -1,8 +1,9 @@
 """The contract between the sandbox server and one emulated platform.
 
-Adding a platform means writing a module with a backend (state and behaviour, usable from Python)
-and a :class:`Platform` subclass that exposes the backend over HTTP as :class:`~.routing.Mount`
-objects, then listing the subclass in :data:`~.server.PLATFORMS`.
+Adding a platform means writing a package ``sandbox/<platform>/`` with a backend (state and
+behaviour, plain Python, usable from tests) and a :class:`Platform` subclass in its ``routes.py``
+that exposes the backend over HTTP as :class:`~.routing.Mount` objects, then listing the subclass
+in :data:`~.server.PLATFORMS` (see ``docs/adding-a-platform.md``).
 """
 
 from __future__ import annotations
