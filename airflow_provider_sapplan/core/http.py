@@ -2,7 +2,9 @@
 
 This module (with :mod:`.async_http` for triggers) is the only place in the package where a
 request is retried, a token is fetched or renewed, a CSRF token is handled or an HTTP status is
-turned into an exception. Platform hooks describe endpoints; they never loop on failures.
+turned into an exception. What to do in each case is decided in :mod:`.transport_policy`, shared
+with the async client; this module does the I/O. Platform hooks describe endpoints; they never
+loop on failures.
 """
 
 from __future__ import annotations
