@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_sapplan._compat import AirflowException
+from airflow_provider_sapplan._compat import AIRFLOW_V_3_0_PLUS, AirflowException
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk.exceptions import AirflowFailException
+else:  # Airflow 2.11
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 
 class SapplanError(AirflowException):
@@ -76,8 +81,12 @@ class ConnectionConfigError(PermanentError):
     """The Airflow connection is missing a field or holds a malformed value."""
 
 
-class AuthenticationError(PermanentError):
-    """Credentials were rejected, a token could not be obtained, or a login page came back."""
+class AuthenticationError(PermanentError, AirflowFailException):
+    """Credentials were rejected, a token could not be obtained, or a login page came back.
+
+    Also an ``AirflowFailException``: Airflow fails the task at once, without its retries, because the
+    platforms lock an account after repeated failed logins. Fix the connection, then clear the task.
+    """
 
 
 class PermissionDeniedError(PermanentError):

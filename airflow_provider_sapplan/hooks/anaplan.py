@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from airflow_provider_sapplan.core.auth import Token, TokenRequest, credential_key
+from airflow_provider_sapplan.core.auth import Token, TokenAuth, TokenRequest, secret_digest
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.core.retry import RetryPolicy
@@ -170,25 +170,39 @@ class AnaplanCredentials:
     encoded_data_format: str = "v2"
 
 
-class AnaplanAuth:
+class AnaplanAuth(TokenAuth):
     """Anaplan's token service: basic or CA-certificate login, ``/token/refresh`` renewal."""
 
     platform = "Anaplan"
 
     def __init__(self, credentials: AnaplanCredentials) -> None:
         self.credentials = credentials
-        self._key = credential_key(
-            "anaplan",
-            credentials.auth_url,
-            credentials.auth_type,
-            credentials.login,
-            credentials.password,
-            credentials.certificate,
+        self.auth_kind = credentials.auth_type
+
+    def identity(self) -> tuple[Any, ...]:
+        """Basic: user + password digest; certificate: certificate + key + key password + payload format."""
+        creds = self.credentials
+        if creds.auth_type == "basic":
+            return (creds.auth_url.rstrip("/"), creds.login, secret_digest(creds.password))
+        return (
+            creds.auth_url.rstrip("/"),
+            secret_digest(creds.certificate),
+            secret_digest(creds.private_key),
+            secret_digest(creds.private_key_password),
+            creds.encoded_data_format,
         )
 
-    @property
-    def cache_key(self) -> str:
-        return self._key
+    def rejection_hint(self) -> str:
+        if self.credentials.auth_type == "basic":
+            return (
+                "Check Login (the Anaplan user's email) and Password, and that the user is not locked and may "
+                "use basic auth (SSO-only users need certificate auth)."
+            )
+        return (
+            "Check that 'certificate' is the CA certificate registered for this Anaplan user, that "
+            "'private_key' is its matching key (and 'private_key_password' opens it), and "
+            "'encoded_data_format' (v2 unless your tenant needs v1)."
+        )
 
     def authenticate_request(self) -> TokenRequest:
         creds = self.credentials

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenRequest, credential_key
+from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenAuth, TokenRequest, secret_digest
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.core.status import Outcome, StatusTable
@@ -204,18 +204,32 @@ def parse_service_key(raw: Any, conn_id: str) -> ServiceKey:
     )
 
 
-class XsuaaClientCredentials:
+class XsuaaClientCredentials(TokenAuth):
     """OAuth client credentials against XSUAA: client secret, or x509 (mutual TLS against ``certurl``)."""
 
     platform = PLATFORM
 
     def __init__(self, key: ServiceKey) -> None:
         self.key = key
-        self._cache_key = credential_key("xsuaa", key.token_url, key.client_id, key.client_secret, key.certificate)
+        self.auth_kind = key.kind
 
-    @property
-    def cache_key(self) -> str:
-        return self._cache_key
+    def identity(self) -> tuple[Any, ...]:
+        """Token URL + client id + the secret (client secret, or certificate and key), as digests."""
+        key = self.key
+        if key.kind == "x509":
+            return (key.token_url, key.client_id, secret_digest(key.certificate), secret_digest(key.key))
+        return (key.token_url, key.client_id, secret_digest(key.client_secret))
+
+    def rejection_hint(self) -> str:
+        if self.key.kind == "x509":
+            return (
+                "Check the service key's uaa.certificate and uaa.key (they must come from the same, unexpired "
+                "x509 service key), uaa.clientid and uaa.certurl; recreate the service key if it was rotated."
+            )
+        return (
+            "Check the service key's uaa.clientid, uaa.clientsecret and uaa.url; recreate the service key if "
+            "the secret was rotated or the binding deleted."
+        )
 
     def authenticate_request(self) -> TokenRequest:
         key = self.key
