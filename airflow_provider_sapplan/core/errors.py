@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
+    ConnectionConfigError,
     InvalidRequestError,
     NetworkError,
     NotFoundError,
@@ -169,6 +170,24 @@ def credentials_rejected(auth: Any, platform: str, url: str, status: int | None)
         platform=platform,
         status_code=status,
     )
+
+
+def token_endpoint_error(auth: Any, platform: str, url: str, error: SapplanError, url_fields: str = "") -> SapplanError:
+    """What a failed token request means: rejected credentials (400/401/403), or a wrong login URL (404/405).
+
+    A 404 at the token endpoint is never about workspace or job ids: the login URL points elsewhere.
+    """
+    status = error.status_code
+    if status in (400, 401, 403):
+        return credentials_rejected(auth, platform, url, status)
+    if status in (404, 405):
+        return ConnectionConfigError(
+            f"{platform}'s login endpoint {_host_and_path(url)} answered HTTP {status}: the login URL is wrong, "
+            f"not the credentials. Check {url_fields or 'the URL the connection uses to log in'}.",
+            platform=platform,
+            status_code=status,
+        )
+    return error
 
 
 def network_error(platform: str, method: str, url: str, exc: BaseException, url_fields: str = "") -> NetworkError:

@@ -17,12 +17,11 @@ from typing import Any
 from airflow_provider_sapplan._compat import BaseHook, connection_extras, get_async_connection
 from airflow_provider_sapplan.core.async_http import AsyncHttpClient
 from airflow_provider_sapplan.core.auth import TOKEN_CACHE, StaticHeaderAuth, TokenCache
-from airflow_provider_sapplan.core.errors import credentials_rejected
+from airflow_provider_sapplan.core.errors import token_endpoint_error
 from airflow_provider_sapplan.core.http import ClientConfig, HttpClient
 from airflow_provider_sapplan.core.retry import RetryPolicy
 from airflow_provider_sapplan.core.validation import check_url, parse_timeout_value, validate_client_config
 from airflow_provider_sapplan.exceptions import (
-    AuthenticationError,
     ConnectionConfigError,
     NetworkError,
     SapplanError,
@@ -189,7 +188,7 @@ class PlatformHook(BaseHook):
             ok, message = (
                 False,
                 f"{config.platform} did not answer within {TEST_BUDGET:g} s. Check {self.url_fields} and the "
-                "network path (proxy, firewall) from Airflow to it.",
+                "network path (proxy, firewall) from Airflow to them.",
             )
         finally:
             pool.shutdown(wait=False)
@@ -209,18 +208,15 @@ class PlatformHook(BaseHook):
             if auth is not None and not isinstance(auth, StaticHeaderAuth):
                 try:
                     probe.token()
-                except AuthenticationError as err:
-                    if err.status_code in (400, 401, 403):
-                        err = credentials_rejected(auth, probe.config.platform, _token_url(auth), err.status_code)
-                    return False, err.message
-                except NetworkError as err:
-                    return False, err.message.replace(
-                        _NETWORK_SENTENCE, f"Check {self.url_fields} and the network path from Airflow to it."
-                    )
+                except NetworkError:
+                    raise
+                except SapplanError as err:
+                    mapped = token_endpoint_error(auth, probe.config.platform, _token_url(auth), err, self.url_fields)
+                    return False, mapped.message
             return True, self.check_connection()
         except NetworkError as err:
             return False, err.message.replace(
-                _NETWORK_SENTENCE, f"Check {self.url_fields} and the network path from Airflow to it."
+                _NETWORK_SENTENCE, f"Check {self.url_fields} and the network path from Airflow to them."
             )
         except SapplanError as err:
             return False, err.message

@@ -288,7 +288,7 @@ class AnaplanHook(PlatformHook):
     default_conn_name = "anaplan_default"
     conn_type = "anaplan"
     hook_name = "Anaplan"
-    url_fields = "the extras 'auth_url' (login) and 'api_url' (API), which default to Anaplan's public URLs"
+    url_fields = "the extras 'auth_url' (login) and 'api_url' (API; both Anaplan's public URLs when empty)"
 
     def __init__(
         self,
