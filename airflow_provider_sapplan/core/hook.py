@@ -153,8 +153,8 @@ class PlatformHook(BaseHook):
         if conn_type in provider_connection_types():
             raise ConnectionConfigError(
                 f"{self.connection_label[:1].upper()}{self.connection_label[1:]} is of type {conn_type!r}, but "
-                f"{type(self).__name__} needs a connection of type {self.conn_type!r} ({self.hook_name}). Pass a "
-                f"{self.hook_name} connection to the task, or change this connection's type."
+                f"{type(self).__name__} needs a connection of type {self.conn_type!r} ({self.hook_name}). Give the "
+                f"task a connection of type {self.conn_type!r}."
             )
 
     # Test button ---------------------------------------------------------------------------

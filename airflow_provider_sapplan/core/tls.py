@@ -46,7 +46,7 @@ def read_pem(value: object, field: str, kind: str, *, connection: str = "this co
     where = f"{connection[:1].upper()}{connection[1:]}: {field}"
     text = str(value).strip()
     if "-----BEGIN" not in text:
-        if "\n" in text or len(text) > 4096:
+        if "\n" in text or len(text) > 1024 or text.startswith("MII"):  # MII...: a base64 DER body
             raise ConnectionConfigError(
                 f"{where} is neither PEM text (starting with -----BEGIN {_MARKERS[kind][0]}-----) nor a file path; "
                 "paste the whole PEM block, header and footer lines included."

@@ -54,7 +54,7 @@ def check_url(value: Any, field: str, *, connection: str = "this connection", ex
     if any(ch.isspace() for ch in text):
         raise ConnectionConfigError(f"{where} {text!r} contains spaces; it must be one https:// URL{shown}.")
     if "://" not in text:
-        raise ConnectionConfigError(f"{where} {text!r} has no scheme; write it as https://{text.lstrip('/')}{shown}.")
+        raise ConnectionConfigError(f"{where} {text!r} has no scheme; write it as https://{text.lstrip('/')}.")
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -99,8 +99,11 @@ def parse_timeout_value(value: Any, *, connection: str = "this connection") -> t
                 f"{_capital(connection)}: extra 'timeout' must be seconds or [connect, read], got {value!r}."
             ) from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = check_timeout((value, value), connection=connection)[1]
-        return min(10.0, seconds), seconds
+        if not math.isfinite(value) or value <= 0:
+            raise ConnectionConfigError(
+                f"{_capital(connection)}: extra 'timeout' must be positive seconds (e.g. 60 or [10, 300]), got {value!r}."
+            )
+        return min(10.0, float(value)), float(value)
     return check_timeout(value, connection=connection)
 
 

@@ -142,15 +142,17 @@ def validate_cron(expression: Any, where: str = "schedule") -> None:
     ]
     if not problems:
         return
-    message = f"{where}: cron {text!r} is not in SAP's order {CRON_ORDER}: {'; '.join(problems)}."
     quartz = _as_sap_order_if_quartz(fields)
     if quartz:
-        message += (
-            f" It looks like Quartz order (Second Minute Hour Day Month DayOfWeek Year); in SAP's order that is "
-            f"{quartz!r}."
+        message = (
+            f"{where}: cron {text!r} looks like Quartz order (Second Minute Hour Day Month DayOfWeek Year), but SAP "
+            f"reads {CRON_ORDER}: write {quartz!r}."
         )
     else:
-        message += f" {example[1:-1].capitalize()}."
+        message = (
+            f"{where}: cron {text!r} does not fit SAP's order {CRON_ORDER}: {'; '.join(problems)}. "
+            f"{example[1:-1].capitalize()}."
+        )
     raise InvalidRequestError(message, platform=PLATFORM)
 
 
@@ -415,7 +417,7 @@ class SapJobSchedulingHook(PlatformHook):
             url = self.use_url("service key 'url'", key.url)
             token_field = "service key 'uaa.certurl'" if key.kind == "x509" else "service key 'uaa.url'"
             if key.token_url:
-                self.use_url(token_field, key.token_url)
+                self.use_url(token_field, key.token_url.removesuffix("/oauth/token"))
         elif conn.host and conn.login and conn.password:
             host = conn.host if "://" in conn.host else f"https://{conn.host}"
             self.url_fields = "the connection's Host (the lite plan's REST URL)"
