@@ -17,8 +17,9 @@ The budget is bounded and documented: :meth:`RetryPolicy.worst_case_wait` is the
 spend sleeping between attempts, :meth:`RetryPolicy.worst_case_seconds` adds one connect timeout per
 attempt (what an unreachable host costs). With the default policy (6 attempts, 1 s doubling to at most
 60 s) that is 31 s of waits, 91 s with a 10 s connect timeout; Anaplan's policy (8 attempts, 2 s
-doubling to at most 120 s, for models busy with other work) 246 s of waits, 326 s in all. A malformed URL is not retried at all (the
-connection is validated first) and the Test button sends every call once.
+doubling to at most 120 s, for models busy with other work) 246 s of waits, 326 s in all. A malformed
+URL is not retried at all (the connection is validated first) and the Test button sends every call
+once.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ def parse_timeout_value(value: Any, *, connection: str = "this connection") -> t
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value) or value <= 0:
             raise ConnectionConfigError(
-                f"{_capital(connection)}: extra 'timeout' must be positive seconds (e.g. 60 or [10, 300]), got {value!r}."
+                f"{_capital(connection)}: extra 'timeout' must be positive seconds (e.g. 60 or [10, 300]), "
+                f"got {value!r}."
             )
         return min(10.0, float(value)), float(value)
     return check_timeout(value, connection=connection)
