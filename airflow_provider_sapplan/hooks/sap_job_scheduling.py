@@ -159,9 +159,14 @@ def validate_cron(expression: Any, where: str = "schedule") -> None:
 def _cron_field_problem(value: str, name: str, low: int, high: int, negative: bool) -> str | None:
     for item in value.lower().split(","):
         if name == "DayOfWeek":
-            item = re.sub(r"^(-?\d+\.)?(sun|mon|tue|wed|thu|fri|sat)$", "0", item)
-        if name == "Month" and item in _MONTHS:
-            continue
+            item = re.sub(r"^-?\d+\.(?=[a-z]{3}$)", "", item)  # "2.sun": the second Sunday
+            item = re.sub(r"\b(sun|mon|tue|wed|thu|fri|sat)\b", lambda m: str(_WEEKDAYS.index(m.group(1))), item)
+        if name == "Month":
+            item = re.sub(
+                r"\b([a-z]{3})\b",
+                lambda m: str(_MONTHS.index(m.group(1)) + 1) if m.group(1) in _MONTHS else m.group(1),
+                item,
+            )
         match = _CRON_ITEM.match(item)
         if not match:
             return f"{name} {value!r} is not *, a number, a range a:b or a step */n"
