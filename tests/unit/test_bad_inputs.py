@@ -409,7 +409,39 @@ def render_catalogue() -> str:
             f"`{TEST_FILE}[{case.id}]`",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += FOOTER.splitlines()
     return "\n".join(lines) + "\n"
+
+
+FOOTER = """
+## What is checked where
+
+* **Connections** are validated by `core.validation.validate_client_config` (URLs with their field names,
+  timeouts, `verify`, the auth scheme's identity key) when a hook builds its client, before any request.
+  A malformed URL is a `ConnectionConfigError` at once, never a network error retried for minutes.
+* **Certificates and keys** (`core.tls.read_pem`) may be PEM text (escaped `\\n` accepted) or the path of
+  a PEM file; a missing path is reported as a missing file and never sent anywhere.
+* **Task arguments and templated dicts** use the `core.validation` helpers (`as_json_object`,
+  `as_duration`, `positive_number`, `as_bool`, `as_int_id`, `as_chunk_size`), which raise `ArgumentError`
+  (a `ValueError`) naming the argument.
+
+## Authentication failures are not retried
+
+`AuthenticationError` is an `AirflowFailException`: a rejected login fails the task at once, without
+its Airflow retries, because Anaplan and SAP BTP lock accounts after repeated failed logins. Fix the
+connection, press Test, then clear the task.
+
+## How long an unreachable host is retried
+
+| Where | Sends | Longest total wait between sends | With a 10 s connect timeout per send |
+|---|---|---|---|
+| Test button (every platform) | 1 per call | none | answers within 15 s whatever happens (5 s connect, 8 s read) |
+| Default policy (SAP Job Scheduling) | 6 | 31 s (1+2+4+8+16) | 91 s |
+| Anaplan (waits out busy/locked models too) | 8 | 246 s (2+4+8+16+32+64+120) | 326 s |
+
+`RetryPolicy.worst_case_wait()` and `worst_case_seconds(connect_timeout)` compute these figures; a test
+pins them. A server's `Retry-After` is honoured up to the policy's `max_wait` per wait.
+"""
 
 
 if __name__ == "__main__":
@@ -419,3 +451,11 @@ if __name__ == "__main__":
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="sapplan-catalogue-"))
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     print(render_catalogue(), end="")
+
+
+def test_the_catalogue_document_lists_every_case() -> None:
+    from pathlib import Path
+
+    document = (Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md").read_text()
+    missing = [case.id for case in CASES if f"[{case.id}]`" not in document]
+    assert not missing, f"regenerate docs/bad-inputs.md (python -m tests.unit.test_bad_inputs): {missing}"
