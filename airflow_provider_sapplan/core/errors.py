@@ -98,11 +98,13 @@ def is_html_response(headers: Mapping[str, str], body_start: bytes | str) -> boo
     return looks_like_html(text)
 
 
-def login_page_error(platform: str, method: str, url: str) -> AuthenticationError:
+def login_page_error(platform: str, method: str, url: str, url_fields: str = "") -> AuthenticationError:
+    """A 200 answer that is an HTML page: a login page or the web UI, never the API's data."""
+    where = url_fields or "the connection's API URL"
     return AuthenticationError(
         f"{platform} {method} {_path(url)} returned an HTML page (a login or identity-provider page) "
-        "instead of data: the request was not authenticated. Check that the connection's host is the "
-        "API URL (not the UI URL) and that it uses a technical user or OAuth client, not SSO/SAML.",
+        f"instead of data: the request was not authenticated. Check that {where} point(s) at the API (not the "
+        "web UI) and that the connection uses a technical user or OAuth client, not SSO/SAML.",
         platform=platform,
         status_code=200,
     )

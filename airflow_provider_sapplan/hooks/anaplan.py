@@ -257,10 +257,23 @@ def _certificate_payload(creds: AnaplanCredentials) -> dict[str, str]:
     password = creds.private_key_password.encode() if creds.private_key_password else None
     try:
         key = serialization.load_pem_private_key((creds.private_key or "").encode(), password=password)
-    except (ValueError, TypeError) as err:
+    except TypeError as err:
+        if password is None:
+            raise ConnectionConfigError(
+                "The Anaplan connection's private key is encrypted: set extra 'private_key_password'."
+            ) from None
         raise ConnectionConfigError(
-            f"The Anaplan connection's private key could not be loaded ({err}); it must be a PEM key, "
-            "with private_key_password set if the key is encrypted."
+            f"The Anaplan connection's private key is not encrypted ({err}): leave extra 'private_key_password' empty."
+        ) from None
+    except ValueError as err:
+        if password is not None and "password" in str(err).lower():
+            raise ConnectionConfigError(
+                "Extra 'private_key_password' does not open the Anaplan connection's private key; check the "
+                "password (or that 'private_key' is the key it belongs to)."
+            ) from None
+        raise ConnectionConfigError(
+            f"The Anaplan connection's private key could not be loaded ({err}); it must be an RSA key in PEM "
+            "form (PKCS#1 or PKCS#8), with 'private_key_password' set if the key is encrypted."
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConnectionConfigError("The Anaplan connection's private key must be an RSA key.")

@@ -131,10 +131,20 @@ def validate_cron(expression: Any, where: str = "schedule") -> None:
     fields = text.split()
     example = "(e.g. '* * * * 6 0 0' for 06:00 every day)"
     if len(fields) != 7:
-        raise InvalidRequestError(
-            f"{where}: cron {text!r} has {len(fields)} fields; SAP's cron has 7, in the order {CRON_ORDER} {example}.",
-            platform=PLATFORM,
+        message = (
+            f"{where}: cron {text!r} has {len(fields)} fields; SAP's cron has 7, in the order {CRON_ORDER} {example}."
         )
+        other = None
+        if len(fields) == 5:  # Unix: Minute Hour Day Month DayOfWeek
+            minute, hour, day, month, weekday = fields
+            other = ("Unix cron (Minute Hour Day Month DayOfWeek)", ["0", minute, hour, day, month, weekday, "*"])
+        elif len(fields) == 6:  # Quartz without the year
+            other = ("Quartz order without a year (Second Minute Hour Day Month DayOfWeek)", [*fields, "*"])
+        if other is not None:
+            quartz = _as_sap_order_if_quartz(other[1])
+            if quartz:
+                message += f" It looks like {other[0]}; in SAP's order write {quartz!r}."
+        raise InvalidRequestError(message, platform=PLATFORM)
     problems = [
         problem
         for value, (name, low, high, negative) in zip(fields, _CRON_FIELDS, strict=True)
