@@ -236,7 +236,7 @@ def test_an_auth_scheme_without_identity_cannot_be_built_or_used() -> None:
 
 def test_authentication_error_fails_the_task_without_retries() -> None:
     """Airflow 3's task runner (``except (AirflowFailException, ...)`` -> FAILED) and 2.11's
-    ``handle_failure(force_fail=isinstance(error, AirflowFailException))`` skip retries for these."""
+    ``_run_raw_task`` (``except (AirflowFailException, ...)`` -> ``handle_failure(force_fail=True)``) skip retries."""
     from airflow_provider_sapplan._compat import AIRFLOW_V_3_0_PLUS
 
     if AIRFLOW_V_3_0_PLUS:
