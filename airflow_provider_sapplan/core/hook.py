@@ -238,8 +238,14 @@ class PlatformHook(BaseHook):
 
 
 def provider_connection_types() -> set[str]:
-    """The connection types of every platform hook of this provider (today's and future platforms)."""
+    """The connection types of every platform of this provider (declared, and of every loaded hook class)."""
     found: set[str] = set()
+    try:
+        from airflow_provider_sapplan.get_provider_info import get_provider_info
+
+        found.update(str(item["connection-type"]) for item in get_provider_info().get("connection-types", []))
+    except Exception:  # the declaration is a convenience here; the loaded hook classes still count
+        pass
     pending = list(PlatformHook.__subclasses__())
     while pending:
         cls = pending.pop()

@@ -324,3 +324,11 @@ def test_retry_budgets_are_the_documented_figures() -> None:
     assert RetryPolicy().worst_case_seconds(10) == 91
     assert ANAPLAN_RETRY_POLICY.worst_case_wait() == 246
     assert ANAPLAN_RETRY_POLICY.worst_case_seconds(10) == 326
+
+
+def test_provider_connection_types_cover_every_declared_platform() -> None:
+    from airflow_provider_sapplan.core.hook import provider_connection_types
+    from airflow_provider_sapplan.get_provider_info import get_provider_info
+
+    declared = {item["connection-type"] for item in get_provider_info()["connection-types"]}
+    assert {"anaplan", "sap_job_scheduling"} <= declared <= provider_connection_types()
