@@ -8,7 +8,8 @@ Two families, both shared by every platform:
   :class:`~airflow_provider_sapplan.exceptions.ConnectionConfigError` at once, never a network error
   retried for minutes;
 * argument checks for operators and sensors (:func:`as_json_object`, :func:`positive_number`,
-  :func:`as_duration`, :func:`as_bool`, :func:`as_int_id`, :func:`as_chunk_size`): raise
+  :func:`as_duration`, :func:`as_bool`, :func:`as_int_id`, :func:`as_positive_int`,
+  :func:`as_chunk_size`): raise
   :class:`ArgumentError` (a ``ValueError`` and a ``PermanentError``) naming the argument.
 """
 
@@ -230,6 +231,21 @@ def as_int_id(value: Any, field_name: str) -> int:
         raise ArgumentError(f"{field_name} must be a whole number id (e.g. 42), got {type(value).__name__} {value!r}.")
     if number <= 0:
         raise ArgumentError(f"{field_name} must be a positive id, got {value!r}.")
+    return number
+
+
+def as_positive_int(value: Any, field_name: str, *, maximum: int | None = None) -> int:
+    """A whole number >= 1 (``4`` or ``"4"``), at most ``maximum``; for counts such as ``max_parallel``."""
+    if isinstance(value, bool) or not (
+        isinstance(value, int)
+        or (isinstance(value, str) and value.strip().isdigit())
+        or (isinstance(value, float) and value.is_integer())
+    ):
+        raise ArgumentError(f"{field_name} must be a whole number, got {type(value).__name__} {value!r}.")
+    number = int(value)
+    if number < 1 or (maximum is not None and number > maximum):
+        bound = f"between 1 and {maximum}" if maximum is not None else "at least 1"
+        raise ArgumentError(f"{field_name} must be {bound}, got {number}.")
     return number
 
 

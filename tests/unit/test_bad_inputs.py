@@ -341,6 +341,10 @@ CASES: list[Case] = [
          "job_id must be a whole number id"),
     Case("arg-job-id-negative", CORE, "argument", "`job_id=-3`", lambda env: v.as_int_id(-3, "job_id"),
          "job_id must be a positive id"),
+    Case("arg-max-parallel-zero", CORE, "argument", "`max_parallel=0`",
+         lambda env: v.as_positive_int(0, "max_parallel", maximum=16), "max_parallel must be between 1 and 16, got 0"),
+    Case("arg-max-parallel-text", CORE, "argument", "`max_parallel=\"four\"`",
+         lambda env: v.as_positive_int("four", "max_parallel"), "max_parallel must be a whole number, got str 'four'"),
     Case("arg-chunk-size-10mb", CORE, "argument", "`chunk_size=\"10MB\"`",
          lambda env: v.as_chunk_size("10MB", "chunk_size", minimum=2**20, maximum=50 * 2**20),
          "write e.g. 10 * 1024 * 1024 for 10 MiB"),
@@ -429,7 +433,7 @@ FOOTER = """
 * **Certificates and keys** (`core.tls.read_pem`) may be PEM text (escaped `\\n` accepted) or the path of
   a PEM file; a missing path is reported as a missing file and never sent anywhere.
 * **Task arguments and templated dicts** use the `core.validation` helpers (`as_json_object`,
-  `as_duration`, `positive_number`, `as_bool`, `as_int_id`, `as_chunk_size`), which raise `ArgumentError`
+  `as_duration`, `positive_number`, `as_bool`, `as_int_id`, `as_positive_int`, `as_chunk_size`), which raise `ArgumentError`
   (a `ValueError`) naming the argument.
 
 ## Authentication failures are not retried

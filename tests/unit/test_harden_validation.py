@@ -332,3 +332,14 @@ def test_provider_connection_types_cover_every_declared_platform() -> None:
 
     declared = {item["connection-type"] for item in get_provider_info()["connection-types"]}
     assert {"anaplan", "sap_job_scheduling"} <= declared <= provider_connection_types()
+
+
+@pytest.mark.parametrize(("value", "expected"), [(4, 4), ("4", 4), (2.0, 2)])
+def test_as_positive_int_accepts_counts(value: Any, expected: int) -> None:
+    assert v.as_positive_int(value, "max_parallel", maximum=16) == expected
+
+
+@pytest.mark.parametrize("value", [0, 17, -1, "x", True, 1.5, None])
+def test_as_positive_int_refuses_the_rest(value: Any) -> None:
+    with pytest.raises(v.ArgumentError, match="max_parallel"):
+        v.as_positive_int(value, "max_parallel", maximum=16)
