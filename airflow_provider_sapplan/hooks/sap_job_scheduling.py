@@ -428,7 +428,11 @@ class SapJobSchedulingHook(PlatformHook):
         raw = extra_field(extras, self.conn_type, "service_key")
         if raw:
             key = parse_service_key(raw, self.conn_id, connection=label)
-            self.url_fields = "the service key's 'url' (API) and 'uaa.url' or 'uaa.certurl' (token)"
+            self.url_fields = (
+                "the service key's 'url'"
+                if key.kind == "basic"
+                else "the service key's 'url' (API) and 'uaa.url' or 'uaa.certurl' (token)"
+            )
             url = self.use_url("service key 'url'", key.url)
             token_field = "service key 'uaa.certurl'" if key.kind == "x509" else "service key 'uaa.url'"
             if key.token_url:
@@ -449,7 +453,9 @@ class SapJobSchedulingHook(PlatformHook):
         if key.kind == "basic":
             basic = base64.b64encode(f"{key.username}:{key.password}".encode()).decode()
             lite_hint = (
-                "The lite plan's user and password were rejected: check Login and Password (the binding's "
+                "The lite plan's user and password were rejected: check the service key's 'user' and 'password'."
+                if raw
+                else "The lite plan's user and password were rejected: check Login and Password (the binding's "
                 "'user' and 'password') and Host."
             )
             auth: Any = StaticHeaderAuth(

@@ -243,3 +243,12 @@ def test_test_refuses_the_other_platforms_connection(monkeypatch: pytest.MonkeyP
     ok, message = AnaplanHook(conn).test_connection()
     assert not ok
     assert "type 'sap_job_scheduling'" in message and "type 'anaplan'" in message and TEMP_ID not in message
+
+
+def test_lite_plan_binding_as_service_key_gets_its_own_hint(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: Any
+) -> None:
+    conn = _jss(monkeypatch, extra={"service_key": {"url": JSS_API, "user": "u", "password": "bad"}})
+    requests_mock.get(f"{JSS_API}/scheduler/jobs", status_code=401, text="Unauthorized")
+    ok, message = SapJobSchedulingHook(conn).test_connection()
+    assert not ok and "service key's 'user' and 'password'" in message and "secret" not in message
