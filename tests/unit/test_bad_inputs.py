@@ -3,12 +3,13 @@
 
 Each :class:`Case` is one row of ``docs/bad-inputs.md``. The test runs it and checks the message (and,
 for inputs that can be checked locally, that no HTTP request was sent). Regenerate the document with
-``python -m tests.unit.test_bad_inputs > docs/bad-inputs.md`` after changing a case or a message.
+``python -m tests.unit.test_bad_inputs docs/bad-inputs.md`` after changing a case or a message.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import socket
 import time
@@ -380,6 +381,17 @@ def test_bad_input(case: Case, monkeypatch: pytest.MonkeyPatch, requests_mock: A
     assert "FFtFoykL" not in message
     if case.local:
         assert requests_mock.call_count == 0, f"{case.id} reached the network before failing"
+    row_message = message.replace("|", "\\|").replace("\n", " ")
+    assert f"| {row_message} |" in _document(), (
+        f"{case.id}: the message changed; regenerate docs/bad-inputs.md (python -m tests.unit.test_bad_inputs)"
+    )
+
+
+@functools.cache
+def _document() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md").read_text()
 
 
 def test_the_catalogue_is_large_enough_and_ids_are_unique() -> None:
@@ -395,11 +407,12 @@ def render_catalogue() -> str:
         "# Wrong inputs and the messages they give",
         "",
         "Every row is one wrong input a user can make with the Anaplan or SAP BTP Job Scheduling parts of the",
-        "provider, the message they get (copied from a real run of the test, so it cannot drift), and the",
-        "test that checks it. *Local* rows fail before any HTTP request is sent (the test asserts it); the",
-        "others need the platform's answer. Test-button rows show what the Airflow UI's Test button says.",
+        "provider, the message they get (copied from a real run; the test fails when a message changes and",
+        "this page is not regenerated), and the test that checks it. *Local* rows fail before any HTTP",
+        "request is sent (the test asserts it); the others need the platform's answer. Test-button rows show",
+        "what the Airflow UI's Test button says.",
         "",
-        "Regenerate after changing a message: `python -m tests.unit.test_bad_inputs > docs/bad-inputs.md`.",
+        "Regenerate after changing a message: `python -m tests.unit.test_bad_inputs docs/bad-inputs.md`.",
         "",
         "| # | Platform | Kind | Wrong input | Message the user gets | Local | Test |",
         "|---|---|---|---|---|---|---|",
@@ -461,7 +474,13 @@ if __name__ == "__main__":
 
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="sapplan-catalogue-"))
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
-    print(render_catalogue(), end="")
+    import sys
+    from pathlib import Path
+
+    # Airflow logs to stdout while the cases run, so the document is written to the file given.
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/bad-inputs.md")
+    target.write_text(render_catalogue())
+    print(f"Wrote {target} ({len(CASES)} cases).")
 
 
 def test_the_catalogue_document_lists_every_case() -> None:
@@ -469,4 +488,6 @@ def test_the_catalogue_document_lists_every_case() -> None:
 
     document = (Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md").read_text()
     missing = [case.id for case in CASES if f"[{case.id}]`" not in document]
-    assert not missing, f"regenerate docs/bad-inputs.md (python -m tests.unit.test_bad_inputs): {missing}"
+    assert not missing, (
+        f"regenerate docs/bad-inputs.md (python -m tests.unit.test_bad_inputs docs/bad-inputs.md): {missing}"
+    )
