@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 # The error hierarchy sits below ``_compat`` (which raises ConnectionConfigError), so it resolves its
-# one Airflow base class itself instead of importing ``_compat``: the same class ``_compat`` exports,
+# Airflow base classes itself instead of importing ``_compat``: the same classes ``_compat`` exports,
 # from the Task SDK on Airflow 3 and from ``airflow.exceptions`` on 2.11.
 try:
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:  # Airflow 2.11
-    from airflow.exceptions import AirflowException  # type: ignore[no-redef]
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
 
 
 class SapplanError(AirflowException):
@@ -82,8 +82,12 @@ class ConnectionConfigError(PermanentError):
     """The Airflow connection is missing a field or holds a malformed value."""
 
 
-class AuthenticationError(PermanentError):
-    """Credentials were rejected, a token could not be obtained, or a login page came back."""
+class AuthenticationError(PermanentError, AirflowFailException):
+    """Credentials were rejected, a token could not be obtained, or a login page came back.
+
+    Also an ``AirflowFailException``: Airflow fails the task at once, without its retries, because the
+    platforms lock an account after repeated failed logins. Fix the connection, then clear the task.
+    """
 
 
 class PermissionDeniedError(PermanentError):

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
+    ConnectionConfigError,
     InvalidRequestError,
+    NetworkError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
@@ -20,14 +22,28 @@ from airflow_provider_sapplan.exceptions import (
 
 GENERIC_HINTS: dict[int, str] = {
     400: "The platform rejected the request; check the ids and parameters passed to the task.",
-    401: "The credentials were rejected or the token expired; check the connection's login and secret.",
+    401: "The credentials were rejected or the token expired; check the connection's credentials.",
     403: "The user or client lacks a role or permission for this call; ask the tenant admin to grant it.",
     404: "The object does not exist or this user cannot see it; check the id or name and its workspace.",
-    409: "The target is busy with other work; it was retried and stayed busy.",
+    409: "The target is busy with other work.",
     413: "The request body is too large for the platform.",
-    423: "The target is locked; it was retried and stayed locked.",
-    429: "The platform's rate limit was hit and stayed hit through every retry; poll less often.",
+    423: "The target is locked.",
+    429: "The platform's rate limit was hit.",
 }
+"""Hints that hold whether or not the call is retried (the same error is logged before each retry)."""
+
+EXHAUSTED_HINTS: dict[int, str] = {
+    409: "It stayed busy through {attempts} attempts; try later, or serialise the DAGs that touch it with a pool.",
+    423: "It stayed locked through {attempts} attempts; unlock it, then rerun.",
+    429: "The limit stayed hit through {attempts} attempts; poll less often or run fewer tasks in parallel.",
+}
+"""Added only once retries have run out (``attempts`` > 1): what to do when waiting did not help."""
+
+URL_FIELDS_HINT_KEY = 0
+"""Key of ``ClientConfig.status_hints`` under which a hook names the connection fields holding its URLs
+(status 0 is never an HTTP status); named when an answer shows the URL itself is wrong."""
+
+WRONG_URL_HINT = "The answer is a web page, not an API error: the URL is probably not the platform's API URL{fields}."
 
 _MESSAGE_KEYS = ("statusMessage", "message", "error_description", "error", "msg", "detail")
 
@@ -82,11 +98,13 @@ def is_html_response(headers: Mapping[str, str], body_start: bytes | str) -> boo
     return looks_like_html(text)
 
 
-def login_page_error(platform: str, method: str, url: str) -> AuthenticationError:
+def login_page_error(platform: str, method: str, url: str, url_fields: str = "") -> AuthenticationError:
+    """A 200 answer that is an HTML page: a login page or the web UI, never the API's data."""
+    where = url_fields or "the connection's API URL"
     return AuthenticationError(
         f"{platform} {method} {_path(url)} returned an HTML page (a login or identity-provider page) "
-        "instead of data: the request was not authenticated. Check that the connection's host is the "
-        "API URL (not the UI URL) and that it uses a technical user or OAuth client, not SSO/SAML.",
+        f"instead of data: the request was not authenticated. Check that {where} point(s) at the API (not the "
+        "web UI) and that the connection uses a technical user or OAuth client, not SSO/SAML.",
         platform=platform,
         status_code=200,
     )
@@ -100,9 +118,28 @@ def map_http_error(
     status: int,
     body: bytes | str | None,
     hints: Mapping[int, str] | None = None,
+    attempts: int | None = None,
+    url_fields: str = "",
 ) -> SapplanError:
-    """The exception for a non-2xx answer, naming the call, the status and what to check."""
-    hint = (hints or {}).get(status) or GENERIC_HINTS.get(status, "")
+    """The exception for a non-2xx answer, naming the call, the status and what to check.
+
+    :param attempts: how many times the call was sent, once retries are over; ``None`` while retries
+        may still follow (the message is then true whatever happens next).
+    :param url_fields: the connection fields holding the URLs (``"extras 'api_url'/'auth_url'"``),
+        named when the answer shows the URL itself is wrong.
+    """
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    url_fields = url_fields or (hints or {}).get(URL_FIELDS_HINT_KEY, "")
+    if status in (404, 405) and looks_like_html(text):
+        # A JSON API answers a wrong id with JSON; an HTML 404 page comes from a web server or gateway
+        # that does not serve the API at this path: a wrong URL, not a wrong id or credential.
+        hint = WRONG_URL_HINT.format(fields=f"; check {url_fields}" if url_fields else "")
+        cls: type[SapplanError] = InvalidRequestError
+    else:
+        hint = (hints or {}).get(status) or GENERIC_HINTS.get(status, "")
+        cls = _class_for(status)
+    if attempts is not None and attempts > 1 and status in EXHAUSTED_HINTS:
+        hint = f"{hint} {EXHAUSTED_HINTS[status].format(attempts=attempts)}".strip()
     detail = server_message(body)
     message = f"{platform} {method} {_path(url)} failed with HTTP {status}"
     if detail:
@@ -110,8 +147,64 @@ def map_http_error(
     message += "."
     if hint:
         message += f" {hint}"
-    cls = _class_for(status)
     return cls(message, platform=platform, status_code=status)
+
+
+def after_retries(error: SapplanError, attempts: int) -> SapplanError:
+    """The final error once ``attempts`` sends all failed: the retry-dependent hint appended once.
+
+    For the transports to call when their attempts run out (the error built per attempt stays neutral).
+    """
+    status = error.status_code
+    if attempts <= 1 or status not in EXHAUSTED_HINTS or "attempts" in error.message:
+        return error
+    message = f"{error.message} {EXHAUSTED_HINTS[status].format(attempts=attempts)}"
+    return type(error)(message, platform=error.platform, status_code=status, details=error.details)
+
+
+def credentials_rejected(auth: Any, platform: str, url: str, status: int | None) -> AuthenticationError:
+    """The token endpoint refused the credentials: say so, with the hint that fits the auth type."""
+    hint_of = getattr(auth, "rejection_hint", None)
+    hint = hint_of() if callable(hint_of) else "Check the connection's credentials."
+    return AuthenticationError(
+        f"{platform} rejected the credentials at {_path(url)} (HTTP {status}). {hint} Airflow does not retry "
+        "this task: repeated failed logins can lock the account.",
+        platform=platform,
+        status_code=status,
+    )
+
+
+def token_endpoint_error(auth: Any, platform: str, url: str, error: SapplanError, url_fields: str = "") -> SapplanError:
+    """What a failed token request means: rejected credentials (400/401/403), or a wrong login URL (404/405).
+
+    A 404 at the token endpoint is never about workspace or job ids: the login URL points elsewhere.
+    """
+    status = error.status_code
+    if status in (400, 401, 403):
+        return credentials_rejected(auth, platform, url, status)
+    if status in (404, 405):
+        return ConnectionConfigError(
+            f"{platform}'s login endpoint {_host_and_path(url)} answered HTTP {status}: the login URL is wrong, "
+            f"not the credentials. Check {url_fields or 'the URL the connection uses to log in'}.",
+            platform=platform,
+            status_code=status,
+        )
+    return error
+
+
+def network_error(platform: str, method: str, url: str, exc: BaseException, url_fields: str = "") -> NetworkError:
+    """The host could not be reached (or the connection broke): name the fields that hold the URLs."""
+    where = url_fields or "the connection's host"
+    return NetworkError(
+        f"{platform} {method} {_host_and_path(url)} could not complete: {type(exc).__name__}. Check {where} and "
+        "the network path (proxy, firewall, DNS) from this worker to it.",
+        platform=platform,
+    )
+
+
+def _host_and_path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else url
 
 
 def _class_for(status: int) -> type[SapplanError]:

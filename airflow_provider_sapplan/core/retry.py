@@ -12,6 +12,14 @@ The rules:
 * the server's ``Retry-After`` (seconds or HTTP date) or SAP's ``throttling`` (milliseconds) header
   sets the wait, capped at :attr:`RetryPolicy.max_wait`; otherwise exponential backoff with full
   jitter.
+
+The budget is bounded and documented: :meth:`RetryPolicy.worst_case_wait` is the most a request can
+spend sleeping between attempts, :meth:`RetryPolicy.worst_case_seconds` adds one connect timeout per
+attempt (what an unreachable host costs). With the default policy (6 attempts, 1 s doubling to at most
+60 s) that is 31 s of waits, 91 s with a 10 s connect timeout; Anaplan's policy (8 attempts, 2 s
+doubling to at most 120 s, for models busy with other work) 246 s of waits, 326 s in all. A malformed
+URL is not retried at all (the connection is validated first) and the Test button sends every call
+once.
 """
 
 from __future__ import annotations
@@ -45,6 +53,16 @@ class RetryPolicy:
     max_wait: float = 60.0
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
     unsent_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 503}))
+
+    def worst_case_wait(self) -> float:
+        """The longest total sleep between attempts when no server asks for a delay (backoff ceilings)."""
+        return sum(
+            min(self.max_wait, self.initial_wait * (2 ** (attempt - 1))) for attempt in range(1, self.max_attempts)
+        )
+
+    def worst_case_seconds(self, connect_timeout: float) -> float:
+        """The longest an unreachable host can hold a request: every wait plus one connect timeout per attempt."""
+        return self.worst_case_wait() + self.max_attempts * connect_timeout
 
     def with_statuses(self, *statuses: int, unsent: bool = True) -> RetryPolicy:
         """A copy that also retries ``statuses`` (and treats them as unsent when ``unsent``)."""

@@ -14,6 +14,8 @@ import ssl
 import tempfile
 import threading
 
+from airflow_provider_sapplan.exceptions import ConnectionConfigError
+
 _lock = threading.Lock()
 _directory: str | None = None
 _written: dict[str, tuple[str, str]] = {}
@@ -26,6 +28,54 @@ def _private_directory() -> str:
         os.chmod(_directory, 0o700)
         atexit.register(shutil.rmtree, _directory, True)
     return _directory
+
+
+_MARKERS = {"certificate": ("CERTIFICATE",), "private key": ("PRIVATE KEY",)}
+
+
+def read_pem(value: object, field: str, kind: str, *, connection: str = "this connection") -> str | None:
+    """PEM text from a connection field: pasted PEM (escaped ``\\n`` accepted) or the path of a PEM file.
+
+    :param field: the field's name as the user sees it (``"extra 'private_key'"``).
+    :param kind: ``"certificate"`` or ``"private key"``: the PEM block the field must hold.
+    :raises ConnectionConfigError: for a path that does not exist (the path is never sent anywhere),
+        a directory, or text that is not the expected PEM block; the message names the field.
+    """
+    if value in (None, ""):
+        return None
+    where = f"{connection[:1].upper()}{connection[1:]}: {field}"
+    text = str(value).strip()
+    if "-----BEGIN" not in text:
+        if "\n" in text or len(text) > 1024 or text.startswith("MII"):  # MII...: a base64 DER body
+            raise ConnectionConfigError(
+                f"{where} is neither PEM text (starting with -----BEGIN {_MARKERS[kind][0]}-----) nor a file path; "
+                "paste the whole PEM block, header and footer lines included."
+            )
+        path = os.path.expanduser(text)
+        if os.path.isdir(path):
+            raise ConnectionConfigError(f"{where} names the directory {text!r}; give the PEM file inside it.")
+        if not os.path.isfile(path):
+            raise ConnectionConfigError(
+                f"{where}: no file at {text!r} on this machine. Paste the PEM text itself, or give the path of a "
+                "PEM file that exists on every worker and triggerer."
+            )
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConnectionConfigError(f"{where}: the file {text!r} could not be read ({err}).") from None
+        if "-----BEGIN" not in text:
+            raise ConnectionConfigError(f"{where}: the file {str(value)!r} holds no PEM block (-----BEGIN ...).")
+    if "\\n" in text:  # pasted from JSON or an env var with the newlines escaped
+        text = text.replace("\\r\\n", "\n").replace("\\n", "\n")
+    markers = _MARKERS[kind]
+    if not any(f"-----BEGIN {marker}" in text or f" {marker}-----" in text for marker in markers):
+        found = text.split("-----BEGIN", 1)[1].split("-----", 1)[0].strip() if "-----BEGIN" in text else "?"
+        raise ConnectionConfigError(
+            f"{where} must hold a {kind} PEM block, but it holds a {found!r} block; check which value went into "
+            "which field."
+        )
+    return text + "\n"
 
 
 def pem_files(certificate_pem: str, key_pem: str) -> tuple[str, str]:

@@ -17,18 +17,21 @@ import struct
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from airflow_provider_sapplan.core.auth import Token, TokenRequest, credential_key
-from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
+from airflow_provider_sapplan.core.auth import Token, TokenAuth, TokenRequest, secret_digest
+from airflow_provider_sapplan.core.errors import URL_FIELDS_HINT_KEY
+from airflow_provider_sapplan.core.hook import PlatformHook, extra_field
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.core.retry import RetryPolicy
 from airflow_provider_sapplan.core.storage import local_file, open_for_read, open_for_write, source_size
+from airflow_provider_sapplan.core.tls import read_pem
+from airflow_provider_sapplan.core.validation import check_verify, parse_timeout_value
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     DumpUnavailableError,
+    InvalidRequestError,
     NameResolutionError,
     NotFoundError,
     SapplanError,
@@ -54,16 +57,18 @@ PAGE_SIZE = 1000
 ANAPLAN_STATUS_HINTS: dict[int, str] = {
     404: "Check the workspace, model and object ids (workspace ids are lowercase, model ids uppercase) "
     "and that this user's model role can see the object.",
-    409: "The model stayed busy through every retry (another action or a save is running); try later or "
+    409: "The model is busy (another action or a save is running); if this persists, try later or "
     "serialise DAGs that touch this model with an Airflow pool.",
     422: "The model is archived; unarchive it in Anaplan, then rerun.",
-    423: "The model stayed locked through every retry; unlock it in Anaplan, then rerun.",
+    423: "The model is locked; if this persists, unlock it in Anaplan, then rerun.",
     424: "The model is offline; bring it online in Anaplan, then rerun.",
     425: "The model is in deployed mode; make the change in the development model instead.",
 }
 
 # Anaplan answers 409 (busy) and 423 (locked) before acting on a request, so both are safe to wait
-# out even for calls that start a task.
+# out even for calls that start a task. Budget (RetryPolicy.worst_case_*): 8 sends, at most 246 s of
+# backoff (2+4+8+16+32+64+120), 326 s with eight 10 s connect timeouts against an unreachable host;
+# a server's Retry-After is honoured up to 120 s per wait.
 ANAPLAN_RETRY_POLICY = RetryPolicy(max_attempts=8, initial_wait=2.0, max_wait=120.0).with_statuses(409, 423)
 
 
@@ -119,25 +124,39 @@ class AnaplanCredentials:
     encoded_data_format: str = "v2"
 
 
-class AnaplanAuth:
+class AnaplanAuth(TokenAuth):
     """Anaplan's token service: basic or CA-certificate login, ``/token/refresh`` renewal."""
 
     platform = "Anaplan"
 
     def __init__(self, credentials: AnaplanCredentials) -> None:
         self.credentials = credentials
-        self._key = credential_key(
-            "anaplan",
-            credentials.auth_url,
-            credentials.auth_type,
-            credentials.login,
-            credentials.password,
-            credentials.certificate,
+        self.auth_kind = credentials.auth_type
+
+    def identity(self) -> tuple[Any, ...]:
+        """Basic: user + password digest; certificate: certificate + key + key password + payload format."""
+        creds = self.credentials
+        if creds.auth_type == "basic":
+            return (creds.auth_url.rstrip("/"), creds.login, secret_digest(creds.password))
+        return (
+            creds.auth_url.rstrip("/"),
+            secret_digest(creds.certificate),
+            secret_digest(creds.private_key),
+            secret_digest(creds.private_key_password),
+            creds.encoded_data_format,
         )
 
-    @property
-    def cache_key(self) -> str:
-        return self._key
+    def rejection_hint(self) -> str:
+        if self.credentials.auth_type == "basic":
+            return (
+                "Check Login (the Anaplan user's email) and Password, and that the user is not locked and may "
+                "use basic auth (SSO-only users need certificate auth)."
+            )
+        return (
+            "Check that 'certificate' is the CA certificate registered for this Anaplan user, that "
+            "'private_key' is its matching key (and 'private_key_password' opens it), and "
+            "'encoded_data_format' (v2 unless your tenant needs v1)."
+        )
 
     def authenticate_request(self) -> TokenRequest:
         creds = self.credentials
@@ -187,10 +206,23 @@ def _certificate_payload(creds: AnaplanCredentials) -> dict[str, str]:
     password = creds.private_key_password.encode() if creds.private_key_password else None
     try:
         key = serialization.load_pem_private_key((creds.private_key or "").encode(), password=password)
-    except (ValueError, TypeError) as err:
+    except TypeError as err:
+        if password is None:
+            raise ConnectionConfigError(
+                "The Anaplan connection's private key is encrypted: set extra 'private_key_password'."
+            ) from None
         raise ConnectionConfigError(
-            f"The Anaplan connection's private key could not be loaded ({err}); it must be a PEM key, "
-            "with private_key_password set if the key is encrypted."
+            f"The Anaplan connection's private key is not encrypted ({err}): leave extra 'private_key_password' empty."
+        ) from None
+    except ValueError as err:
+        if password is not None and "password" in str(err).lower():
+            raise ConnectionConfigError(
+                "Extra 'private_key_password' does not open the Anaplan connection's private key; check the "
+                "password (or that 'private_key' is the key it belongs to)."
+            ) from None
+        raise ConnectionConfigError(
+            f"The Anaplan connection's private key could not be loaded ({err}); it must be an RSA key in PEM "
+            "form (PKCS#1 or PKCS#8), with 'private_key_password' set if the key is encrypted."
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConnectionConfigError("The Anaplan connection's private key must be an RSA key.")
@@ -208,18 +240,6 @@ def _certificate_payload(creds: AnaplanCredentials) -> dict[str, str]:
     return payload
 
 
-def _pem_value(value: str | None) -> str | None:
-    """Accept PEM text, or a path to a PEM file."""
-    if not value:
-        return None
-    if "-----BEGIN" in value:
-        return value
-    path = Path(value).expanduser()
-    if path.is_file():
-        return path.read_text()
-    return value
-
-
 class AnaplanHook(PlatformHook):
     """Talks to the Anaplan Integration API v2 for one connection.
 
@@ -232,6 +252,7 @@ class AnaplanHook(PlatformHook):
     default_conn_name = "anaplan_default"
     conn_type = "anaplan"
     hook_name = "Anaplan"
+    url_fields = "the extras 'auth_url' (login) and 'api_url' (API; both Anaplan's public URLs when empty)"
 
     def __init__(
         self,
@@ -294,42 +315,62 @@ class AnaplanHook(PlatformHook):
 
     def build_client_config(self, conn: Any, extras: dict[str, Any]) -> ClientConfig:
         credentials = self._credentials(conn, extras)
-        api_url = extra_field(extras, "anaplan", "api_url", DEFAULT_API_URL)
+        api_url = self.use_url(
+            "extra 'api_url'", extra_field(extras, "anaplan", "api_url", DEFAULT_API_URL), example=DEFAULT_API_URL
+        )
+        label = self.connection_label
+        hints = {
+            **ANAPLAN_STATUS_HINTS,
+            401: "Anaplan rejected the token of a fresh login; check that the user still has access to this "
+            "workspace and model.",
+            URL_FIELDS_HINT_KEY: self.url_fields,
+        }
         return ClientConfig(
             platform="Anaplan",
             base_url=api_url,
             auth=AnaplanAuth(credentials),
             policy=ANAPLAN_RETRY_POLICY,
-            status_hints=ANAPLAN_STATUS_HINTS,
-            timeout=parse_timeout(extra_field(extras, "anaplan", "timeout"), self.conn_id) or (10.0, 300.0),
-            verify=extras.get("verify", True),
+            status_hints=hints,
+            timeout=parse_timeout_value(extra_field(extras, "anaplan", "timeout"), connection=label) or (10.0, 300.0),
+            verify=check_verify(extras.get("verify", True), connection=label),
             pool_size=16,
         )
 
     def _credentials(self, conn: Any, extras: dict[str, Any]) -> AnaplanCredentials:
-        conn_id = self.conn_id
-        auth_type = str(extra_field(extras, "anaplan", "auth_type", "basic")).lower()
-        auth_url = extra_field(extras, "anaplan", "auth_url", DEFAULT_AUTH_URL)
+        label = self.connection_label
+        where = label[:1].upper() + label[1:]
+        auth_type = str(extra_field(extras, "anaplan", "auth_type", "basic")).strip().lower()
+        auth_url = self.use_url(
+            "extra 'auth_url'", extra_field(extras, "anaplan", "auth_url", DEFAULT_AUTH_URL), example=DEFAULT_AUTH_URL
+        )
         if auth_type == "basic":
             if not conn.login or not conn.password:
                 raise ConnectionConfigError(
-                    f"Connection {conn_id!r} uses basic auth but has no login or password; fill in "
+                    f"{where} uses basic auth but has no login or password; fill in "
                     "Login (the Anaplan user's email) and Password, or set auth_type to 'certificate'."
                 )
             return AnaplanCredentials("basic", auth_url, login=conn.login, password=conn.password)
         if auth_type == "certificate":
-            certificate = _pem_value(extra_field(extras, "anaplan", "certificate"))
-            private_key = _pem_value(extra_field(extras, "anaplan", "private_key") or conn.password)
+            certificate = read_pem(
+                extra_field(extras, "anaplan", "certificate"), "extra 'certificate'", "certificate", connection=label
+            )
+            key_field = "extra 'private_key'" if extra_field(extras, "anaplan", "private_key") else "Password"
+            private_key = read_pem(
+                extra_field(extras, "anaplan", "private_key") or conn.password,
+                key_field,
+                "private key",
+                connection=label,
+            )
             if not certificate or not private_key:
                 missing = "certificate" if not certificate else "private_key"
                 raise ConnectionConfigError(
-                    f"Connection {conn_id!r} uses certificate auth but its '{missing}' extra is empty; paste "
+                    f"{where} uses certificate auth but its '{missing}' extra is empty; paste "
                     "the PEM text (or a path to the PEM file) into it."
                 )
             data_format = str(extra_field(extras, "anaplan", "encoded_data_format", "v2")).lower()
             if data_format not in ("v1", "v2"):
                 raise ConnectionConfigError(
-                    f"Connection {conn_id!r}: encoded_data_format must be 'v2' (default) or 'v1', got {data_format!r}."
+                    f"{where}: encoded_data_format must be 'v2' (default) or 'v1', got {data_format!r}."
                 )
             return AnaplanCredentials(
                 "certificate",
@@ -340,9 +381,7 @@ class AnaplanHook(PlatformHook):
                 private_key_password=extra_field(extras, "anaplan", "private_key_password"),
                 encoded_data_format=data_format,
             )
-        raise ConnectionConfigError(
-            f"Connection {conn_id!r}: auth_type must be 'basic' or 'certificate', got {auth_type!r}."
-        )
+        raise ConnectionConfigError(f"{where}: auth_type must be 'basic' or 'certificate', got {auth_type!r}.")
 
     def model_ids(self, workspace_id: str | None = None, model_id: str | None = None) -> tuple[str, str]:
         """The workspace and model to use: given here, else the hook's, else the connection's."""
@@ -363,9 +402,41 @@ class AnaplanHook(PlatformHook):
         return f"workspaces/{workspace}/models/{model}"
 
     def check_connection(self) -> str:
-        payload = self.client.get_json("workspaces", params={"limit": 1})
+        """List one workspace (every Anaplan API serves it), then check the default workspace and model."""
+        try:
+            payload = self.client.get_json("workspaces", params={"limit": 1})
+        except (NotFoundError, InvalidRequestError) as err:
+            if err.status_code not in (404, 405):
+                raise
+            raise ConnectionConfigError(
+                f"Anaplan answered HTTP {err.status_code} at /workspaces, which every Anaplan API serves: the "
+                f"API URL is wrong, not an id or a credential. Check extra 'api_url' (e.g. {DEFAULT_API_URL})."
+            ) from None
         total = ((payload.get("meta") or {}).get("paging") or {}).get("totalSize")
-        return f"Connected to Anaplan; {total if total is not None else 'some'} workspace(s) visible."
+        message = f"Connected to Anaplan; {total if total is not None else 'some'} workspace(s) visible."
+        workspace, model = self._workspace_id or self._default_workspace, self._model_id or self._default_model
+        if workspace:
+            try:
+                self.client.get_json(f"workspaces/{workspace}")
+            except NotFoundError:
+                raise ConnectionConfigError(
+                    f"The credentials work, but the default workspace_id {workspace!r} does not exist or this "
+                    "user cannot see it (workspace ids are 32 lowercase hex characters); fix extra 'workspace_id'."
+                ) from None
+            message += f" Workspace {workspace} found."
+            if model:
+                try:
+                    self.client.get_json(f"workspaces/{workspace}/models/{model}")
+                except NotFoundError:
+                    raise ConnectionConfigError(
+                        f"The credentials work, but the default model_id {model!r} does not exist in workspace "
+                        f"{workspace!r} or this user has no role in it (model ids are 32 uppercase hex "
+                        "characters); fix extra 'model_id'."
+                    ) from None
+                message += f" Model {model} found."
+        elif model:
+            message += " (model_id is set without workspace_id, so it was not checked.)"
+        return message
 
     # -- listing and names ------------------------------------------------------------------------
 

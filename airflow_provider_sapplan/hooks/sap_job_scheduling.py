@@ -17,10 +17,12 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenRequest, credential_key
-from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
+from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenAuth, TokenRequest, secret_digest
+from airflow_provider_sapplan.core.errors import URL_FIELDS_HINT_KEY
+from airflow_provider_sapplan.core.hook import PlatformHook, extra_field
 from airflow_provider_sapplan.core.http import ClientConfig
-from airflow_provider_sapplan.core.tls import pem_files
+from airflow_provider_sapplan.core.tls import pem_files, read_pem
+from airflow_provider_sapplan.core.validation import parse_timeout_value
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -37,7 +39,6 @@ SCHEDULE_KINDS = ("cron", "time", "repeatInterval", "repeatAt")
 
 STATUS_HINTS: dict[int, str] = {
     400: "The service rejected the request; its message above names the field to fix.",
-    401: "The token was rejected: check the service key's clientid/clientsecret (or certificate).",
     403: "The OAuth client lacks the Job Scheduling scopes; recreate the service key for this instance.",
     404: "Check the job id or name, the schedule id and the run id (run logs are purged after 15 days).",
     413: "The request body is over the service's 100 KB limit; send less data with the job.",
@@ -70,13 +71,116 @@ def validate_schedule(schedule: Mapping[str, Any], where: str = "schedule") -> N
             platform=PLATFORM,
         )
     if kinds == ["cron"]:
-        fields = str(schedule["cron"]).split()
-        if len(fields) != 7:
-            raise InvalidRequestError(
-                f"{where}: cron {schedule['cron']!r} has {len(fields)} fields; SAP's cron has 7, in the order "
-                "Year Month Day DayOfWeek Hour Minute Second (e.g. '* * * * 6 0 0' for 06:00 daily).",
-                platform=PLATFORM,
+        validate_cron(schedule["cron"], where=where)
+
+
+CRON_ORDER = "Year Month Day DayOfWeek Hour Minute Second"
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (name, lowest, highest, negative values allowed) in SAP's order.
+_CRON_FIELDS: tuple[tuple[str, int, int, bool], ...] = (
+    ("Year", 1970, 2099, False),
+    ("Month", 1, 12, False),
+    ("Day", 1, 31, True),
+    ("DayOfWeek", 0, 7, False),
+    ("Hour", 0, 23, False),
+    ("Minute", 0, 59, False),
+    ("Second", 0, 59, False),
+)
+_CRON_ITEM = re.compile(r"^(?:\*|(-?\d+)(?:[:-](-?\d+))?)(?:/(\d+))?$")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def validate_cron(expression: Any, where: str = "schedule") -> None:
+    """Check a cron expression against SAP's 7-field order and each field's range.
+
+    SAP reads ``Year Month Day DayOfWeek Hour Minute Second``; each field is ``*``, a value, a range
+    ``a:b``, a step ``*/n`` or ``a:b/n``, or a comma list of those; DayOfWeek also takes mon..sun and
+    ``n.sun`` (the n-th Sunday), Day also ``-1`` (the last day). A Quartz expression (seconds first) is
+    recognised and the SAP spelling of it suggested.
+    """
+    text = str(expression).strip()
+    fields = text.split()
+    example = "(e.g. '* * * * 6 0 0' for 06:00 every day)"
+    if len(fields) != 7:
+        message = (
+            f"{where}: cron {text!r} has {len(fields)} fields; SAP's cron has 7, in the order {CRON_ORDER} {example}."
+        )
+        other = None
+        if len(fields) == 5:  # Unix: Minute Hour Day Month DayOfWeek
+            minute, hour, day, month, weekday = fields
+            other = ("Unix cron (Minute Hour Day Month DayOfWeek)", ["0", minute, hour, day, month, weekday, "*"])
+        elif len(fields) == 6:  # Quartz without the year
+            other = ("Quartz order without a year (Second Minute Hour Day Month DayOfWeek)", [*fields, "*"])
+        if other is not None:
+            quartz = _as_sap_order_if_quartz(other[1])
+            if quartz:
+                message += f" It looks like {other[0]}; in SAP's order write {quartz!r}."
+        raise InvalidRequestError(message, platform=PLATFORM)
+    problems = [
+        problem
+        for value, (name, low, high, negative) in zip(fields, _CRON_FIELDS, strict=True)
+        if (problem := _cron_field_problem(value, name, low, high, negative))
+    ]
+    if not problems:
+        return
+    quartz = _as_sap_order_if_quartz(fields)
+    if quartz:
+        message = (
+            f"{where}: cron {text!r} looks like Quartz order (Second Minute Hour Day Month DayOfWeek Year), but SAP "
+            f"reads {CRON_ORDER}: write {quartz!r}."
+        )
+    else:
+        message = (
+            f"{where}: cron {text!r} does not fit SAP's order {CRON_ORDER}: {'; '.join(problems)}. "
+            f"{example[1:-1].capitalize()}."
+        )
+    raise InvalidRequestError(message, platform=PLATFORM)
+
+
+def _cron_field_problem(value: str, name: str, low: int, high: int, negative: bool) -> str | None:
+    for item in value.lower().split(","):
+        if name == "DayOfWeek":
+            item = re.sub(r"^-?\d+\.(?=[a-z]{3}$)", "", item)  # "2.sun": the second Sunday
+            item = re.sub(r"\b(sun|mon|tue|wed|thu|fri|sat)\b", lambda m: str(_WEEKDAYS.index(m.group(1))), item)
+        if name == "Month":
+            item = re.sub(
+                r"\b([a-z]{3})\b",
+                lambda m: str(_MONTHS.index(m.group(1)) + 1) if m.group(1) in _MONTHS else m.group(1),
+                item,
             )
+        match = _CRON_ITEM.match(item)
+        if not match:
+            return f"{name} {value!r} is not *, a number, a range a:b or a step */n"
+        for number in (match.group(1), match.group(2)):
+            if number is None:
+                continue
+            amount = int(number)
+            if negative and -high <= amount <= -1:
+                continue
+            if not low <= amount <= high:
+                return f"{name} {amount} is outside {low}-{high}"
+        if match.group(3) is not None and int(match.group(3)) == 0:
+            return f"{name} step /0 is not allowed"
+    return None
+
+
+def _as_sap_order_if_quartz(fields: list[str]) -> str | None:
+    """The SAP spelling of a 7-field Quartz expression (seconds first), or None when it is not one."""
+    second, minute, hour, day, month, weekday, year = fields
+    day = "*" if day == "?" else day
+    weekday = "*" if weekday == "?" else weekday
+    checks = (
+        (second, "Second", 0, 59, False),
+        (minute, "Minute", 0, 59, False),
+        (hour, "Hour", 0, 23, False),
+        (day, "Day", 1, 31, True),
+        (month, "Month", 1, 12, False),
+        (weekday, "DayOfWeek", 0, 7, False),
+        (year, "Year", 1970, 2099, False),
+    )
+    if any(_cron_field_problem(value, name, low, high, neg) for value, name, low, high, neg in checks):
+        return None
+    return " ".join((year, month, day, weekday, hour, minute, second))
 
 
 def validate_job(job: Mapping[str, Any]) -> None:
@@ -128,23 +232,29 @@ class ServiceKey:
         return "x509" if self.certificate else "client_secret"
 
 
-def parse_service_key(raw: Any, conn_id: str) -> ServiceKey:
-    """Read a pasted service key (dict or JSON text); a missing field is named in the error."""
+def parse_service_key(raw: Any, conn_id: str, *, connection: str | None = None) -> ServiceKey:
+    """Read a pasted service key (dict or JSON text); a missing field is named in the error.
+
+    Accepts the key itself, or the ``{"credentials": {...}}`` wrapper that ``cf service-key`` prints.
+    """
+    where = connection[:1].upper() + connection[1:] if connection else f"Connection {conn_id!r}"
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except ValueError as err:
             raise ConnectionConfigError(
-                f"Connection {conn_id!r}: service_key is not valid JSON ({err}); paste the whole service key."
+                f"{where}: service_key is not valid JSON ({err}); paste the whole service key."
             ) from None
     if not isinstance(raw, Mapping):
-        raise ConnectionConfigError(f"Connection {conn_id!r}: service_key must be a JSON object.")
+        raise ConnectionConfigError(f"{where}: service_key must be a JSON object.")
+    if "url" not in raw and isinstance(raw.get("credentials"), Mapping):
+        raw = raw["credentials"]  # `cf service-key` output wraps the key in "credentials"
 
     def need(container: Mapping[str, Any], name: str, path: str) -> Any:
         value = container.get(name)
         if value in (None, ""):
             raise ConnectionConfigError(
-                f"Connection {conn_id!r}: the service key has no '{path}'. Paste the complete service key of "
+                f"{where}: the service key has no '{path}'. Paste the complete service key of "
                 "the Job Scheduling instance (cf service-key <instance> <key>)."
             )
         return value
@@ -154,16 +264,24 @@ def parse_service_key(raw: Any, conn_id: str) -> ServiceKey:
     if not isinstance(uaa, Mapping):
         if raw.get("user") and raw.get("password"):  # lite plan binding
             return ServiceKey(url=url, username=str(raw["user"]), password=str(raw["password"]))
-        raise ConnectionConfigError(f"Connection {conn_id!r}: the service key has no 'uaa' section.")
+        raise ConnectionConfigError(
+            f"{where}: the service key has no 'uaa' section (nor the lite plan's 'user' and 'password')."
+        )
     client_id = str(need(uaa, "clientid", "uaa.clientid"))
     dashboard = raw.get("dashboard_url") or None
     if uaa.get("certificate") or uaa.get("key"):
+        label = connection or f"connection {conn_id!r}"
         return ServiceKey(
             url=url,
             token_url=str(need(uaa, "certurl", "uaa.certurl")).rstrip("/") + "/oauth/token",
             client_id=client_id,
-            certificate=str(need(uaa, "certificate", "uaa.certificate")),
-            key=str(need(uaa, "key", "uaa.key")),
+            certificate=read_pem(
+                need(uaa, "certificate", "uaa.certificate"),
+                "service key 'uaa.certificate'",
+                "certificate",
+                connection=label,
+            ),
+            key=read_pem(need(uaa, "key", "uaa.key"), "service key 'uaa.key'", "private key", connection=label),
             dashboard_url=dashboard,
         )
     return ServiceKey(
@@ -175,18 +293,32 @@ def parse_service_key(raw: Any, conn_id: str) -> ServiceKey:
     )
 
 
-class XsuaaClientCredentials:
+class XsuaaClientCredentials(TokenAuth):
     """OAuth client credentials against XSUAA: client secret, or x509 (mutual TLS against ``certurl``)."""
 
     platform = PLATFORM
 
     def __init__(self, key: ServiceKey) -> None:
         self.key = key
-        self._cache_key = credential_key("xsuaa", key.token_url, key.client_id, key.client_secret, key.certificate)
+        self.auth_kind = key.kind
 
-    @property
-    def cache_key(self) -> str:
-        return self._cache_key
+    def identity(self) -> tuple[Any, ...]:
+        """Token URL + client id + the secret (client secret, or certificate and key), as digests."""
+        key = self.key
+        if key.kind == "x509":
+            return (key.token_url, key.client_id, secret_digest(key.certificate), secret_digest(key.key))
+        return (key.token_url, key.client_id, secret_digest(key.client_secret))
+
+    def rejection_hint(self) -> str:
+        if self.key.kind == "x509":
+            return (
+                "Check the service key's uaa.certificate and uaa.key (they must come from the same, unexpired "
+                "x509 service key), uaa.clientid and uaa.certurl; recreate the service key if it was rotated."
+            )
+        return (
+            "Check the service key's uaa.clientid, uaa.clientsecret and uaa.url; recreate the service key if "
+            "the secret was rotated or the binding deleted."
+        )
 
     def authenticate_request(self) -> TokenRequest:
         key = self.key
@@ -236,6 +368,7 @@ class SapJobSchedulingHook(PlatformHook):
     default_conn_name = "sap_job_scheduling_default"
     conn_type = "sap_job_scheduling"
     hook_name = "SAP BTP Job Scheduling"
+    url_fields = "the service key's 'url' (API) and 'uaa.url' (token)"
 
     def __init__(self, sap_job_scheduling_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=sap_job_scheduling_conn_id, **kwargs)
@@ -262,35 +395,71 @@ class SapJobSchedulingHook(PlatformHook):
     # -- connection -------------------------------------------------------------------------------
 
     def build_client_config(self, conn: Any, extras: dict[str, Any]) -> ClientConfig:
+        label = self.connection_label
         raw = extra_field(extras, self.conn_type, "service_key")
         if raw:
-            key = parse_service_key(raw, self.conn_id)
+            key = parse_service_key(raw, self.conn_id, connection=label)
+            self.url_fields = (
+                "the service key's 'url'"
+                if key.kind == "basic"
+                else "the service key's 'url' (API) and 'uaa.url' or 'uaa.certurl' (token)"
+            )
+            url = self.use_url("service key 'url'", key.url)
+            token_field = "service key 'uaa.certurl'" if key.kind == "x509" else "service key 'uaa.url'"
+            if key.token_url:
+                self.use_url(token_field, key.token_url.removesuffix("/oauth/token"))
         elif conn.host and conn.login and conn.password:
             host = conn.host if "://" in conn.host else f"https://{conn.host}"
-            key = ServiceKey(url=host.rstrip("/"), username=conn.login, password=conn.password)
+            self.url_fields = "the connection's Host (the lite plan's REST URL)"
+            url = self.use_url("Host", host)
+            key = ServiceKey(url=url, username=conn.login, password=conn.password)
         else:
             raise ConnectionConfigError(
-                f"Connection {self.conn_id!r} has no service_key extra: paste the instance's service key JSON "
+                f"{label[:1].upper()}{label[1:]} has no service_key extra: paste the instance's service key JSON "
                 "into it (or, for the lite plan, set Host to the REST URL with Login and Password)."
             )
         dashboard = extra_field(extras, self.conn_type, "dashboard_url") or key.dashboard_url
-        self.service_key = ServiceKey(**{**key.__dict__, "dashboard_url": dashboard})
+        self.service_key = ServiceKey(**{**key.__dict__, "url": url, "dashboard_url": dashboard})
+        hints: dict[int, str] = {**STATUS_HINTS, URL_FIELDS_HINT_KEY: self.url_fields}
         if key.kind == "basic":
             basic = base64.b64encode(f"{key.username}:{key.password}".encode()).decode()
-            auth: Any = StaticHeaderAuth({"Authorization": f"Basic {basic}"})
+            lite_hint = (
+                "The lite plan's user and password were rejected: check the service key's 'user' and 'password'."
+                if raw
+                else "The lite plan's user and password were rejected: check Login and Password (the binding's "
+                "'user' and 'password') and Host."
+            )
+            auth: Any = StaticHeaderAuth(
+                {"Authorization": f"Basic {basic}"},
+                identity=(url, key.username, secret_digest(key.password)),
+                hint=lite_hint,
+            )
+            hints[401] = lite_hint
         else:
             auth = XsuaaClientCredentials(key)
+            hints[401] = "The service rejected the token of a fresh login: " + auth.rejection_hint()
         return ClientConfig(
             platform=PLATFORM,
-            base_url=key.url,
+            base_url=url,
             auth=auth,
-            status_hints=STATUS_HINTS,
-            timeout=parse_timeout(extra_field(extras, self.conn_type, "timeout"), self.conn_id) or (10.0, 60.0),
+            status_hints=hints,
+            timeout=parse_timeout_value(extra_field(extras, self.conn_type, "timeout"), connection=label)
+            or (10.0, 60.0),
         )
 
     def check_connection(self) -> str:
-        payload = self.client.get_json("scheduler/jobs", params={"page_size": 1, "offset": 0})
-        return f"Connected to SAP Job Scheduling; {payload.get('total', 'some')} job(s) defined."
+        """List one job: a cheap authenticated call that every instance serves."""
+        try:
+            payload = self.client.get_json("scheduler/jobs", params={"page_size": 1, "offset": 0})
+        except (NotFoundError, InvalidRequestError) as err:
+            if err.status_code not in (404, 405):
+                raise
+            raise ConnectionConfigError(
+                f"SAP Job Scheduling answered HTTP {err.status_code} at /scheduler/jobs, which every instance "
+                f"serves: the REST URL is wrong, not an id or a credential. Check {self.url_fields}."
+            ) from None
+        total = payload.get("total", "some") if isinstance(payload, Mapping) else len(payload)
+        return f"Connected to SAP Job Scheduling; {total} job(s) defined."
 
     def job_url(self, job_id: int | str) -> str | None:
         """The job's page in the service dashboard, when the connection names the dashboard."""

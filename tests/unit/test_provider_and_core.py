@@ -15,7 +15,7 @@ from airflow_provider_sapplan.core.retry import RetryPolicy, server_requested_de
 from airflow_provider_sapplan.core.storage import open_for_read, open_for_write, source_size
 from airflow_provider_sapplan.get_provider_info import get_provider_info
 from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
-from tests.conftest import ANAPLAN_API, ANAPLAN_AUTH
+from tests.conftest import ANAPLAN_API, ANAPLAN_AUTH, MODEL, WORKSPACE
 from tests.unit.test_anaplan_hook import token_body
 
 
@@ -81,7 +81,12 @@ def test_concurrent_callers_share_one_token_renewal(anaplan_conn: str, requests_
 def test_test_connection_reports_success_and_failure(anaplan_conn: str, requests_mock: Any) -> None:
     requests_mock.post(f"{ANAPLAN_AUTH}/token/authenticate", json=token_body())
     requests_mock.get(f"{ANAPLAN_API}/workspaces", json={"meta": {"paging": {"totalSize": 2}}, "workspaces": [{}]})
-    assert AnaplanHook(anaplan_conn).test_connection() == (True, "Connected to Anaplan; 2 workspace(s) visible.")
+    requests_mock.get(f"{ANAPLAN_API}/workspaces/{WORKSPACE}", json={"item": {"id": WORKSPACE}})
+    requests_mock.get(f"{ANAPLAN_API}/workspaces/{WORKSPACE}/models/{MODEL}", json={"model": {"id": MODEL}})
+    assert AnaplanHook(anaplan_conn).test_connection() == (
+        True,
+        f"Connected to Anaplan; 2 workspace(s) visible. Workspace {WORKSPACE} found. Model {MODEL} found.",
+    )
     requests_mock.get(f"{ANAPLAN_API}/workspaces", status_code=403, json={"message": "no role"})
     ok, message = AnaplanHook(anaplan_conn).test_connection()
     assert not ok and "403" in message and "role" in message
