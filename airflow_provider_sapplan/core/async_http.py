@@ -179,7 +179,7 @@ class AsyncHttpClient:
         try:
             return await retrying(attempt)
         except RetryableFailure as failure:
-            raise failure.error from None
+            raise self.policy.exhausted(failure.error) from None
 
     async def _attempt(self, exchange: Exchange) -> AsyncResponse:
         """One attempt: the whole body is read; replayed once after a token renewal or CSRF refetch."""

@@ -185,7 +185,7 @@ class HttpClient:
         try:
             return retrying(self._attempt, exchange, stream=stream)
         except RetryableFailure as failure:
-            raise failure.error from None
+            raise self.policy.exhausted(failure.error) from None
 
     def _attempt(self, exchange: Exchange, *, stream: bool) -> requests.Response:
         """One attempt: send, and replay once after a token renewal or a CSRF refetch if told to."""

@@ -19,7 +19,15 @@ from urllib.parse import urlsplit
 import tenacity
 
 from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenRequest
-from airflow_provider_sapplan.core.errors import is_html_response, login_page_error, map_http_error
+from airflow_provider_sapplan.core.errors import (
+    URL_FIELDS_HINT_KEY,
+    after_retries,
+    is_html_response,
+    login_page_error,
+    map_http_error,
+    network_error,
+    token_endpoint_error,
+)
 from airflow_provider_sapplan.core.retry import RetryableFailure, RetryPolicy, server_requested_delay
 from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, SapplanError
 
@@ -110,11 +118,7 @@ class Exchange:
         Retried when the request is idempotent or provably never reached the server (``unsent``); a
         read timeout after a non-idempotent send is not retried, so remote work never starts twice.
         """
-        error = NetworkError(
-            f"{self.policy.platform} {self.method} {path_of(self.url)} could not complete: "
-            f"{type(exc).__name__}. Check the connection's host and the network path to it.",
-            platform=self.policy.platform,
-        )
+        error = network_error(self.policy.platform, self.method, self.url, exc, self.policy.url_fields)
         if self.idempotent or unsent:
             return RetryableFailure(error)
         return error
@@ -165,7 +169,7 @@ class Exchange:
             raise error
         if self.expect_data and status != 204 and is_login_page(headers, body_peek):
             discard()
-            raise login_page_error(self.policy.platform, self.method, self.url)
+            raise login_page_error(self.policy.platform, self.method, self.url, self.policy.url_fields)
         return Step.RETURN
 
 
@@ -243,16 +247,19 @@ class TransportPolicy:
         log.info("%s token refresh failed (%s); logging in again.", self.auth.platform, err)
 
     def token_rejected(self, url: str, err: SapplanError) -> SapplanError:
-        """The error for a token endpoint call that failed: 400/401/403 means the credentials."""
-        if err.status_code in (400, 401, 403):
-            return AuthenticationError(
-                f"{self.platform} rejected the credentials at {path_of(url)} "
-                f"(HTTP {err.status_code}). Check the connection's login and password, client id "
-                "and secret, or certificate and key, and that the user is not locked or SSO-only.",
-                platform=self.platform,
-                status_code=err.status_code,
-            )
-        return err
+        """The error for a token endpoint call that failed: credentials (400/401/403) or a wrong login URL."""
+        if isinstance(err, NetworkError):
+            return err
+        return token_endpoint_error(self.auth, self.platform, url, err, self.url_fields)
+
+    def exhausted(self, error: SapplanError) -> SapplanError:
+        """The final error once every attempt failed: the retry-dependent hint is added only here."""
+        return after_retries(error, self.retry.max_attempts)
+
+    @property
+    def url_fields(self) -> str:
+        """The connection fields that hold this platform's URLs, for hints (set by the hook)."""
+        return str(self.status_hints.get(URL_FIELDS_HINT_KEY, "") or "")
 
     # -- CSRF ----------------------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ def test_failed_refresh_falls_back_to_login(
 
 def test_bad_credentials_name_the_fix(anaplan_conn: str, requests_mock: Any, sleeps: list[float]) -> None:
     requests_mock.post(AUTH_URL, status_code=401, json={"status": "FAILURE_BAD_CREDENTIAL"})
-    with pytest.raises(AuthenticationError, match="login and password"):
+    with pytest.raises(AuthenticationError, match=r"Check Login .* and Password.*Airflow does not retry"):
         AnaplanHook(anaplan_conn).list_workspaces()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -373,6 +374,11 @@ def run_case(case: Case, mp: pytest.MonkeyPatch, rm: Any) -> str:
     raise AssertionError(f"{case.id}: no error for a wrong input (got {result!r})")
 
 
+def as_row(message: str) -> str:
+    """A message as a table cell: pipes escaped, one line, the random local test port replaced."""
+    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", message.replace("|", "\\|").replace("\n", " "))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input(case: Case, monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
     requests_mock.real_http = False
@@ -381,7 +387,7 @@ def test_bad_input(case: Case, monkeypatch: pytest.MonkeyPatch, requests_mock: A
     assert "FFtFoykL" not in message
     if case.local:
         assert requests_mock.call_count == 0, f"{case.id} reached the network before failing"
-    row_message = message.replace("|", "\\|").replace("\n", " ")
+    row_message = as_row(message)
     assert f"| {row_message} |" in _document(), (
         f"{case.id}: the message changed; regenerate docs/bad-inputs.md (python -m tests.unit.test_bad_inputs)"
     )
@@ -428,7 +434,7 @@ def render_catalogue() -> str:
             case.platform,
             case.kind,
             case.given,
-            message.replace("|", "\\|").replace("\n", " "),
+            as_row(message),
             "yes" if case.local else "no",
             f"`{TEST_FILE}[{case.id}]`",
         ]
