@@ -71,6 +71,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self._ref: dict[str, Any] | None = None
         self._deadline: float | None = None
+        self._finished: tuple[dict[str, Any], Any] | None = None
 
     # -- platform API (plus RemoteJobMixin's fetch/outcome/raw_state/succeeded/failed) -------------
 
@@ -158,11 +159,18 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
             time.sleep(wait)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
+        # Airflow 3.3's mixin asks for the result right after poll_until_complete has finished the job:
+        # answer from that finish instead of fetching, downloading and logging success a second time.
+        if self._finished is not None and self._finished[0] == external_id:
+            return self._finished[1]
         return self._finish(external_id, self.fetch(external_id), context)
 
     def _finish(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
+        """Turn a terminal status into the task's result or error, once per task try."""
         if self.outcome(status) is Outcome.SUCCEEDED:
-            return self.succeeded(ref, status, context)
+            result = self.succeeded(ref, status, context)
+            self._finished = (ref, result)
+            return result
         self.failed(ref, status, context)
 
     def _timed_out(self, ref: dict[str, Any], raw_state: str | None) -> NoReturn:
