@@ -27,8 +27,19 @@ from airflow_provider_sapplan._compat import (
 from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
-from airflow_provider_sapplan.core.waiting import PollSchedule, deadline_after, seconds
-from airflow_provider_sapplan.exceptions import NotFoundError, RemoteJobTimeoutError, SapplanError
+from airflow_provider_sapplan.core.waiting import (
+    DEFAULT_OUTAGE_WINDOW,
+    OutageTolerance,
+    PollSchedule,
+    deadline_after,
+    seconds,
+)
+from airflow_provider_sapplan.exceptions import (
+    NotFoundError,
+    RemoteJobTimeoutError,
+    SapplanError,
+    TransientError,
+)
 
 NOT_FOUND = "not_found"
 
@@ -45,6 +56,8 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     :param timeout: overall wait deadline (seconds or timedelta); None waits as long as the task may run.
     :param cancel_on_kill: cancel the remote job when the task is killed or its wait times out.
     :param durable: on Airflow 3.3+, reconnect to the job already started when the task is retried.
+    :param outage_window: seconds of transient status-check failures in a row (network, 5xx, 429) a wait
+        rides out before failing (default 900); 0 fails at the first one.
     """
 
     xcom_ref_key: str = "remote_job"
@@ -60,9 +73,12 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         durable: bool = True,
+        outage_window: float = DEFAULT_OUTAGE_WINDOW,
         **kwargs: Any,
     ) -> None:
         super().__init__(durable=durable, **kwargs)
+        OutageTolerance(outage_window)  # a negative window fails here, before any remote call
+        self.outage_window = float(outage_window)
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = float(poll_interval)
@@ -89,6 +105,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
             poll_interval=self.poll_interval,
             max_poll_interval=self.max_poll_interval,
             cancel_on_kill=self.cancel_on_kill,
+            outage_window=self.outage_window,
         )
 
     def extra_xcom(self, ref: dict[str, Any]) -> dict[str, Any]:
@@ -145,17 +162,27 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     def poll_until_complete(self, external_id: Any, context: Any) -> Any:
         self._ref = external_id
         schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
+        outage = OutageTolerance(self.outage_window)
+        raw: str | None = None
         while True:
-            status = self.fetch(external_id)
-            if self.outcome(status).is_terminal:
-                return self._finish(external_id, status, context)
+            try:
+                status = self.fetch(external_id)
+            except TransientError as err:
+                if not outage.tolerate(err):
+                    raise type(err)(f"Waiting on {external_id}: {outage.gave_up(err)}", platform=err.platform) from err
+                self.log.warning("Waiting on %s: %s.", external_id, outage.describe(err))
+            else:
+                outage.recovered()
+                raw = self.raw_state(status)
+                if self.outcome(status).is_terminal:
+                    return self._finish(external_id, status, context)
             now = time.time()
             if self._deadline is not None and now >= self._deadline:
-                self._timed_out(external_id, self.raw_state(status))
+                self._timed_out(external_id, raw)
             wait = schedule.next_interval()
             if self._deadline is not None:
                 wait = max(0.0, min(wait, self._deadline - now))
-            self.log.info("%s is %s; checking again in %.0fs.", external_id, self.raw_state(status), wait)
+            self.log.info("%s is %s; checking again in %.0fs.", external_id, raw, wait)
             time.sleep(wait)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
