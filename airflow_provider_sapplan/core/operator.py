@@ -27,8 +27,19 @@ from airflow_provider_sapplan._compat import (
 from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
-from airflow_provider_sapplan.core.waiting import PollSchedule, deadline_after, seconds
-from airflow_provider_sapplan.exceptions import NotFoundError, RemoteJobTimeoutError, SapplanError
+from airflow_provider_sapplan.core.waiting import (
+    DEFAULT_OUTAGE_WINDOW,
+    OutageTolerance,
+    PollSchedule,
+    deadline_after,
+    seconds,
+)
+from airflow_provider_sapplan.exceptions import (
+    NotFoundError,
+    RemoteJobTimeoutError,
+    SapplanError,
+    TransientError,
+)
 
 NOT_FOUND = "not_found"
 
@@ -45,6 +56,8 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     :param timeout: overall wait deadline (seconds or timedelta); None waits as long as the task may run.
     :param cancel_on_kill: cancel the remote job when the task is killed or its wait times out.
     :param durable: on Airflow 3.3+, reconnect to the job already started when the task is retried.
+    :param outage_window: seconds of transient status-check failures in a row (network, 5xx, 429) a wait
+        rides out before failing (default 900); 0 fails at the first one.
     """
 
     xcom_ref_key: str = "remote_job"
@@ -60,9 +73,12 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         durable: bool = True,
+        outage_window: float = DEFAULT_OUTAGE_WINDOW,
         **kwargs: Any,
     ) -> None:
         super().__init__(durable=durable, **kwargs)
+        OutageTolerance(outage_window)  # a negative window fails here, before any remote call
+        self.outage_window = float(outage_window)
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = float(poll_interval)
@@ -71,6 +87,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self._ref: dict[str, Any] | None = None
         self._deadline: float | None = None
+        self._finished: tuple[dict[str, Any], Any] | None = None
 
     # -- platform API (plus RemoteJobMixin's fetch/outcome/raw_state/succeeded/failed) -------------
 
@@ -88,6 +105,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
             poll_interval=self.poll_interval,
             max_poll_interval=self.max_poll_interval,
             cancel_on_kill=self.cancel_on_kill,
+            outage_window=self.outage_window,
         )
 
     def extra_xcom(self, ref: dict[str, Any]) -> dict[str, Any]:
@@ -144,25 +162,42 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     def poll_until_complete(self, external_id: Any, context: Any) -> Any:
         self._ref = external_id
         schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
+        outage = OutageTolerance(self.outage_window)
+        raw: str | None = None
         while True:
-            status = self.fetch(external_id)
-            if self.outcome(status).is_terminal:
-                return self._finish(external_id, status, context)
+            try:
+                status = self.fetch(external_id)
+            except TransientError as err:
+                if not outage.tolerate(err):
+                    raise type(err)(f"Waiting on {external_id}: {outage.gave_up(err)}", platform=err.platform) from err
+                self.log.warning("Waiting on %s: %s.", external_id, outage.describe(err))
+            else:
+                outage.recovered()
+                raw = self.raw_state(status)
+                if self.outcome(status).is_terminal:
+                    return self._finish(external_id, status, context)
             now = time.time()
             if self._deadline is not None and now >= self._deadline:
-                self._timed_out(external_id, self.raw_state(status))
+                self._timed_out(external_id, raw)
             wait = schedule.next_interval()
             if self._deadline is not None:
                 wait = max(0.0, min(wait, self._deadline - now))
-            self.log.info("%s is %s; checking again in %.0fs.", external_id, self.raw_state(status), wait)
+            self.log.info("%s is %s; checking again in %.0fs.", external_id, raw, wait)
             time.sleep(wait)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
+        # Airflow 3.3's mixin asks for the result right after poll_until_complete has finished the job:
+        # answer from that finish instead of fetching, downloading and logging success a second time.
+        if self._finished is not None and self._finished[0] == external_id:
+            return self._finished[1]
         return self._finish(external_id, self.fetch(external_id), context)
 
     def _finish(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
+        """Turn a terminal status into the task's result or error, once per task try."""
         if self.outcome(status) is Outcome.SUCCEEDED:
-            return self.succeeded(ref, status, context)
+            result = self.succeeded(ref, status, context)
+            self._finished = (ref, result)
+            return result
         self.failed(ref, status, context)
 
     def _timed_out(self, ref: dict[str, Any], raw_state: str | None) -> NoReturn:

@@ -45,6 +45,7 @@ class RemoteJobMixin:
         poll_interval: float,
         max_poll_interval: float = 60.0,
         cancel_on_kill: bool,
+        outage_window: float | None = None,
     ) -> RemoteJobTrigger:
         return self.trigger_class(
             conn_id=getattr(self, self.conn_id_field),
@@ -53,4 +54,5 @@ class RemoteJobMixin:
             max_poll_interval=max_poll_interval,
             deadline=deadline,
             cancel_on_kill=cancel_on_kill,
+            **({} if outage_window is None else {"outage_window": outage_window}),
         )

@@ -15,7 +15,8 @@ from typing import Any
 
 from airflow_provider_sapplan._compat import BaseTrigger, TriggerEvent
 from airflow_provider_sapplan.core.status import Outcome
-from airflow_provider_sapplan.core.waiting import PollSchedule
+from airflow_provider_sapplan.core.waiting import DEFAULT_OUTAGE_WINDOW, OutageTolerance, PollSchedule
+from airflow_provider_sapplan.exceptions import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class RemoteJobTrigger(BaseTrigger):
     :param poll_interval: first poll interval in seconds (grows to ``max_poll_interval``).
     :param deadline: epoch seconds after which a ``timeout`` event fires; None waits forever.
     :param cancel_on_kill: cancel the remote job when Airflow kills the deferred task (3.3+).
+    :param outage_window: seconds of transient poll failures in a row (network, 5xx, 429) the wait rides
+        out before it fails; 0 fails at the first poll that fails after the HTTP core's retries.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class RemoteJobTrigger(BaseTrigger):
         max_poll_interval: float = 60.0,
         deadline: float | None = None,
         cancel_on_kill: bool = True,
+        outage_window: float = DEFAULT_OUTAGE_WINDOW,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -49,6 +53,7 @@ class RemoteJobTrigger(BaseTrigger):
         self.max_poll_interval = float(max_poll_interval)
         self.deadline = deadline
         self.cancel_on_kill = cancel_on_kill
+        self.outage_window = float(outage_window)
         self._hook: Any = None
 
     # -- what a platform provides ----------------------------------------------------------------
@@ -80,6 +85,7 @@ class RemoteJobTrigger(BaseTrigger):
                 "max_poll_interval": self.max_poll_interval,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
+                "outage_window": self.outage_window,
             },
         )
 
@@ -94,10 +100,24 @@ class RemoteJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook_instance()
         schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
+        outage = OutageTolerance(self.outage_window)
         raw: str | None = None
         try:
             while True:
-                status = await self.fetch(hook)
+                try:
+                    status = await self.fetch(hook)
+                except TransientError as err:
+                    if not outage.tolerate(err):
+                        log.error("Waiting on %s: %s.", self.ref, outage.gave_up(err))
+                        yield self._event("error", raw, message=outage.gave_up(err))
+                        return
+                    log.warning("Waiting on %s: %s.", self.ref, outage.describe(err))
+                    if self.deadline is not None and time.time() >= self.deadline:
+                        yield self._event("timeout", raw, message=f"Still {raw} when the wait's deadline passed.")
+                        return
+                    await asyncio.sleep(self._next_wait(schedule))
+                    continue
+                outage.recovered()
                 raw = self.raw_state(status)
                 outcome = self.outcome(status)
                 if outcome is Outcome.SUCCEEDED:
@@ -112,10 +132,7 @@ class RemoteJobTrigger(BaseTrigger):
                         "timeout", raw, message=f"Still {raw} when the wait's deadline passed.", result=status
                     )
                     return
-                wait = schedule.next_interval()
-                if self.deadline is not None:
-                    wait = max(0.0, min(wait, self.deadline - now))
-                await asyncio.sleep(wait)
+                await asyncio.sleep(self._next_wait(schedule))
         except asyncio.CancelledError:
             raise
         except Exception as err:  # one terminal event, never a crashed trigger
@@ -123,6 +140,12 @@ class RemoteJobTrigger(BaseTrigger):
             yield self._event("error", raw, message=f"{type(err).__name__}: {err}")
         finally:
             await self._close_hook()
+
+    def _next_wait(self, schedule: PollSchedule) -> float:
+        wait = schedule.next_interval()
+        if self.deadline is not None:
+            wait = max(0.0, min(wait, self.deadline - time.time()))
+        return wait
 
     async def _close_hook(self) -> None:
         hook, self._hook = self._hook, None

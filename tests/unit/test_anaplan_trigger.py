@@ -39,6 +39,7 @@ def test_serialize_round_trip_is_plain_json() -> None:
         "max_poll_interval": 60.0,
         "deadline": 123.0,
         "cancel_on_kill": False,
+        "outage_window": 900.0,
     }
     rebuilt = AnaplanTaskTrigger(**kwargs)
     assert rebuilt.serialize() == trigger.serialize()
