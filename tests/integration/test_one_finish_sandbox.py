@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_sapplan.operators.anaplan import AnaplanRunExportOperator
 from airflow_provider_sapplan.sandbox import SandboxServer
-from airflow_provider_sapplan.sandbox.anaplan import EXPORT_FORECAST_ID
+from airflow_provider_sapplan.sandbox.anaplan.models import EXPORT_FORECAST_ID
 
 pytestmark = pytest.mark.integration
 
