@@ -34,10 +34,13 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any)
 @pytest.fixture(autouse=True)
 def _clean_token_cache() -> Iterator[None]:
     from airflow_provider_sapplan.core.auth import TOKEN_CACHE
+    from airflow_provider_sapplan.core.rate_budget import BUDGETS
 
     TOKEN_CACHE.clear()
+    BUDGETS.clear()
     yield
     TOKEN_CACHE.clear()
+    BUDGETS.clear()
 
 
 @pytest.fixture

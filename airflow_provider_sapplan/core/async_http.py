@@ -191,6 +191,9 @@ class AsyncHttpClient:
                 token=await self._token() if exchange.needs_token else None,
                 csrf=await self._csrf(refresh=False) if exchange.needs_csrf else None,
             )
+            delay = self.policy.send_delay(exchange.url)
+            if delay:
+                await self._sleep(delay)
             try:
                 async with session.request(
                     exchange.method,

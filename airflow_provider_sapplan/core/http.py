@@ -53,6 +53,8 @@ class ClientConfig:
     :param csrf_fetch_path: when set, writes carry an ``X-CSRF-Token`` fetched from this path.
     :param client_cert: (certificate file, key file) for mutual TLS.
     :param pool_size: connections kept per host (raise it for parallel transfers).
+    :param requests_per_minute: the tenant's request budget shared by the whole process (see
+        :mod:`.rate_budget`); None sends without one.
     """
 
     platform: str
@@ -65,6 +67,7 @@ class ClientConfig:
     csrf_fetch_path: str | None = None
     client_cert: tuple[str, str] | None = None
     pool_size: int = 10
+    requests_per_minute: float | None = None
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -197,6 +200,9 @@ class HttpClient:
                 csrf=self._csrf(refresh=False) if exchange.needs_csrf else None,
             )
             body = data() if callable(data) else data
+            delay = self.policy.send_delay(exchange.url)
+            if delay:
+                self._sleep(delay)
             try:
                 response = self.session.request(
                     exchange.method,

@@ -37,7 +37,7 @@ class RequestBudget:
         self.burst = max(1, int(burst))
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
-        self._next_free = 0.0  # the earliest time the next slot may be used
+        self._next_free = float("-inf")  # the earliest time the next slot may be used (a fresh budget has its burst)
         self.reserved = 0
         self.waited = 0.0
 
@@ -66,6 +66,7 @@ class BudgetRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._budgets: dict[tuple[str, str], RequestBudget] = {}
+        self.clock: Callable[[], float] | None = None  # tests substitute a fake clock here
 
     def for_tenant(self, platform: str, base_url: str, per_minute: float) -> RequestBudget:
         """The budget of the tenant behind ``base_url``; the first caller's rate sets it (a lower later rate wins)."""
@@ -73,7 +74,7 @@ class BudgetRegistry:
         with self._lock:
             budget = self._budgets.get(key)
             if budget is None or per_minute < budget.per_minute:
-                budget = self._budgets[key] = RequestBudget(per_minute)
+                budget = self._budgets[key] = RequestBudget(per_minute, clock=self.clock)
             return budget
 
     def clear(self) -> None:

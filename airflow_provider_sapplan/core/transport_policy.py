@@ -28,6 +28,7 @@ from airflow_provider_sapplan.core.errors import (
     network_error,
     token_endpoint_error,
 )
+from airflow_provider_sapplan.core.rate_budget import BUDGETS
 from airflow_provider_sapplan.core.retry import RetryableFailure, RetryPolicy, server_requested_delay
 from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, SapplanError
 
@@ -165,7 +166,10 @@ class Exchange:
                 hints=self.policy.status_hints,
             )
             if self.policy.retry.should_retry_status(status, idempotent=self.idempotent):
-                raise RetryableFailure(error, server_requested_delay(headers))
+                retry_after = server_requested_delay(headers)
+                if status == 429:
+                    self.policy.rate_limited(self.url, retry_after)
+                raise RetryableFailure(error, retry_after)
             raise error
         if self.expect_data and status != 204 and is_login_page(headers, body_peek):
             discard()
@@ -182,6 +186,7 @@ class TransportPolicy:
     retry: RetryPolicy
     status_hints: Mapping[int, str]
     csrf_fetch_path: str | None
+    requests_per_minute: float | None = None
 
     @classmethod
     def of(cls, config: ClientConfig) -> TransportPolicy:
@@ -191,7 +196,23 @@ class TransportPolicy:
             retry=config.policy,
             status_hints=config.status_hints,
             csrf_fetch_path=config.csrf_fetch_path,
+            requests_per_minute=config.requests_per_minute,
         )
+
+    # -- the tenant's request budget ----------------------------------------------------------
+
+    def send_delay(self, url: str) -> float:
+        """Seconds to wait before sending to ``url`` so the process stays within the tenant's budget."""
+        if not self.requests_per_minute:
+            return 0.0
+        return BUDGETS.for_tenant(self.platform, url, self.requests_per_minute).reserve()
+
+    def rate_limited(self, url: str, retry_after: float | None) -> None:
+        """A 429: everybody in this process sharing the tenant's budget backs off together."""
+        if self.requests_per_minute:
+            budget = BUDGETS.for_tenant(self.platform, url, self.requests_per_minute)
+            wait = retry_after if retry_after is not None else budget.interval * budget.burst
+            budget.back_off(min(wait, self.retry.max_wait))  # the same cap as the retry's own wait
 
     def exchange(self, method: str, url: str, *, idempotent: bool | None, **call: Any) -> Exchange:
         """The decisions for one caller request (``call``: the other :class:`Exchange` fields)."""

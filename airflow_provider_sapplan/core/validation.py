@@ -109,6 +109,24 @@ def parse_timeout_value(value: Any, *, connection: str = "this connection") -> t
     return check_timeout(value, connection=connection)
 
 
+def parse_requests_per_minute(
+    value: Any, *, default: float | None, connection: str = "this connection"
+) -> float | None:
+    """Read the ``requests_per_minute`` extra: the tenant's request budget; 0 turns it off, empty keeps ``default``."""
+    if value in (None, ""):
+        return default
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if isinstance(value, bool) or not math.isfinite(rate) or rate < 0:
+        raise ConnectionConfigError(
+            f"{_capital(connection)}: extra 'requests_per_minute' must be a number of requests per minute "
+            f"(e.g. 600; 0 turns the budget off), got {value!r}."
+        )
+    return rate or None
+
+
 def check_verify(value: Any, field: str = "extra 'verify'", *, connection: str = "this connection") -> bool | str:
     """TLS verification: true/false (also as text), or the path of an existing CA bundle."""
     if isinstance(value, bool):

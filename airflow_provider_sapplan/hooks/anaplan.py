@@ -23,10 +23,11 @@ from airflow_provider_sapplan.core.auth import Token, TokenAuth, TokenRequest, s
 from airflow_provider_sapplan.core.errors import URL_FIELDS_HINT_KEY
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field
 from airflow_provider_sapplan.core.http import ClientConfig
+from airflow_provider_sapplan.core.rate_budget import ANAPLAN_REQUESTS_PER_MINUTE
 from airflow_provider_sapplan.core.retry import RetryPolicy
 from airflow_provider_sapplan.core.storage import local_file, open_for_read, open_for_write, source_size
 from airflow_provider_sapplan.core.tls import read_pem
-from airflow_provider_sapplan.core.validation import check_verify, parse_timeout_value
+from airflow_provider_sapplan.core.validation import check_verify, parse_requests_per_minute, parse_timeout_value
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -334,6 +335,9 @@ class AnaplanHook(PlatformHook):
             timeout=parse_timeout_value(extra_field(extras, "anaplan", "timeout"), connection=label) or (10.0, 300.0),
             verify=check_verify(extras.get("verify", True), connection=label),
             pool_size=16,
+            requests_per_minute=parse_requests_per_minute(
+                extras.get("requests_per_minute"), default=ANAPLAN_REQUESTS_PER_MINUTE, connection=label
+            ),
         )
 
     def _credentials(self, conn: Any, extras: dict[str, Any]) -> AnaplanCredentials:

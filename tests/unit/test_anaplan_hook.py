@@ -49,8 +49,12 @@ def token_body(value: str = "tok-1", ttl: float = 2100) -> dict[str, Any]:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Sleeps of the HTTP core, recorded instead of slept; the request budget's clock advances with them."""
+    from airflow_provider_sapplan.core.rate_budget import BUDGETS
+
     recorded: list[float] = []
     monkeypatch.setattr("airflow_provider_sapplan.core.http.time.sleep", recorded.append)
+    monkeypatch.setattr(BUDGETS, "clock", lambda: sum(recorded))
     return recorded
 
 

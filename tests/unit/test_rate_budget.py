@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,84 @@ def test_registry_one_budget_per_tenant() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="requests_per_minute"):
         RequestBudget(0)
+
+
+# -- through the HTTP core ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def paced(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Sleeps of the sync client, recorded; the budget's clock advances with them."""
+    from airflow_provider_sapplan.core.rate_budget import BUDGETS
+
+    slept: list[float] = []
+    monkeypatch.setattr("airflow_provider_sapplan.core.http.time.sleep", slept.append)
+    monkeypatch.setattr(BUDGETS, "clock", lambda: sum(slept))
+    return slept
+
+
+def _anaplan(monkeypatch: pytest.MonkeyPatch, requests_mock: Any, rate: Any) -> Any:
+    from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
+    from tests.conftest import ANAPLAN_API, ANAPLAN_AUTH, set_connection
+    from tests.unit.test_anaplan_hook import token_body
+
+    extra = {"auth_url": ANAPLAN_AUTH, "api_url": ANAPLAN_API}
+    if rate is not None:
+        extra["requests_per_minute"] = rate
+    set_connection(monkeypatch, "paced", conn_type="anaplan", login="u@example.com", password="pw-12345", extra=extra)
+    requests_mock.post(f"{ANAPLAN_AUTH}/token/authenticate", json=token_body())
+    requests_mock.get(f"{ANAPLAN_API}/workspaces", json={"workspaces": []})
+    return AnaplanHook("paced")
+
+
+def test_anaplan_requests_are_spaced_by_the_connection_budget(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: Any, paced: list[float]
+) -> None:
+    hook = _anaplan(monkeypatch, requests_mock, 60)
+    for _ in range(8):
+        hook.list_workspaces()
+    # 5 go out at once (the burst), then one a second: 60 a minute.
+    assert paced == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_anaplan_default_budget_is_600_a_minute(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: Any, paced: list[float]
+) -> None:
+    hook = _anaplan(monkeypatch, requests_mock, None)
+    for _ in range(7):
+        hook.list_workspaces()
+    assert paced == pytest.approx([0.1, 0.1])
+
+
+def test_budget_zero_turns_it_off(monkeypatch: pytest.MonkeyPatch, requests_mock: Any, paced: list[float]) -> None:
+    hook = _anaplan(monkeypatch, requests_mock, 0)
+    for _ in range(20):
+        hook.list_workspaces()
+    assert paced == []
+
+
+def test_a_429_holds_back_every_client_of_the_tenant(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: Any, paced: list[float]
+) -> None:
+    from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
+    from tests.conftest import ANAPLAN_API
+
+    hook = _anaplan(monkeypatch, requests_mock, 600)
+    requests_mock.get(
+        f"{ANAPLAN_API}/workspaces", [{"status_code": 429, "headers": {"Retry-After": "30"}}, {"json": {}}]
+    )
+    hook.list_workspaces()
+    other = AnaplanHook("paced")  # another task of the same tenant in this process
+    other.list_workspaces()
+    # The retry waited out Retry-After; the other client then only keeps the budget's spacing (0.1 s),
+    # instead of both bursting at the tenant the moment the limit lifts.
+    assert paced[0] == 30.0 and sum(paced[1:]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("rate", ["fast", -1, True])
+def test_bad_budget_names_the_field(monkeypatch: pytest.MonkeyPatch, requests_mock: Any, rate: Any) -> None:
+    from airflow_provider_sapplan.exceptions import ConnectionConfigError
+
+    with pytest.raises(ConnectionConfigError, match="requests_per_minute"):
+        _anaplan(monkeypatch, requests_mock, rate).get_conn()
+    assert requests_mock.call_count == 0
