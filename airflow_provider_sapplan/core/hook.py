@@ -8,6 +8,7 @@ triggerer asynchronously, never with a blocking call on the event loop.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 from airflow_provider_sapplan._compat import BaseHook, connection_extras, get_async_connection
@@ -26,18 +27,49 @@ def extra_field(extras: dict[str, Any], conn_type: str, name: str, default: Any 
 
 
 def parse_timeout(value: Any, conn_id: str) -> tuple[float, float] | None:
-    """Read the ``timeout`` extra: one number (read timeout) or ``[connect, read]``."""
+    """Read the ``timeout`` extra: seconds (read timeout), or ``[connect, read]``.
+
+    A form saves text, so ``"300"``, ``"10, 300"`` and ``"[10, 300]"`` are read as well as numbers and lists.
+    """
     if value in (None, ""):
         return None
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.strip().strip("[]()").split(",")]
+        value = parts if len(parts) == 2 else value.strip()
     try:
         if isinstance(value, (list, tuple)) and len(value) == 2:
-            return float(value[0]), float(value[1])
+            connect, read = float(value[0]), float(value[1])
+            if connect <= 0 or read <= 0:
+                raise ValueError
+            return connect, read
         seconds = float(value)
+        if seconds <= 0:
+            raise ValueError
     except (TypeError, ValueError):
         raise ConnectionConfigError(
-            f"Connection {conn_id!r}: extra 'timeout' must be seconds or [connect, read], got {value!r}."
+            f"Connection {conn_id!r}: extra 'timeout' must be positive seconds (e.g. 300) or connect and read "
+            f"seconds (e.g. 10, 300), got {value!r}."
         ) from None
     return min(10.0, seconds), seconds
+
+
+def parse_verify(value: Any, conn_id: str) -> bool | str:
+    """Read the ``verify`` extra: empty/true (system CAs), false (no check), or a CA bundle path."""
+    if value in (None, "") or value is True:
+        return True
+    if value is False:
+        return False
+    text = str(value).strip()
+    if text.lower() in ("true", "yes", "1"):
+        return True
+    if text.lower() in ("false", "no", "0"):
+        return False
+    if not os.path.isfile(os.path.expanduser(text)):
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: extra 'verify' is {text!r}, which is neither true, false nor the path of a "
+            "CA bundle file on this machine."
+        )
+    return os.path.expanduser(text)
 
 
 class PlatformHook(BaseHook):

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from airflow_provider_sapplan.connections import form_for
 from airflow_provider_sapplan.core.auth import Token, TokenRequest, credential_key
-from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
+from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout, parse_verify
 from airflow_provider_sapplan.core.http import ClientConfig
+from airflow_provider_sapplan.core.pem import normalise_pem
 from airflow_provider_sapplan.core.retry import RetryPolicy
 from airflow_provider_sapplan.core.status import Outcome, StatusTable
 from airflow_provider_sapplan.core.storage import local_file, open_for_read, open_for_write, source_size
@@ -260,11 +262,11 @@ def _certificate_payload(creds: AnaplanCredentials) -> dict[str, str]:
 
 
 def _pem_value(value: str | None) -> str | None:
-    """Accept PEM text, or a path to a PEM file."""
+    """Accept PEM text (line breaks restored if a one-line input dropped them), or a path to a PEM file."""
     if not value:
         return None
     if "-----BEGIN" in value:
-        return value
+        return normalise_pem(value)
     path = Path(value).expanduser()
     if path.is_file():
         return path.read_text()
@@ -299,43 +301,15 @@ class AnaplanHook(PlatformHook):
         self._default_workspace: str | None = None
         self._default_model: str | None = None
 
-    # -- connection UI (Airflow < 3.2; 3.2+ reads get_provider_info) --------------------------
+    # -- connection form: declared in connections/, rendered here for Airflow 2.x -------------
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import (
-            BS3PasswordFieldWidget,
-            BS3TextAreaFieldWidget,
-            BS3TextFieldWidget,
-        )
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, SelectField, StringField, TextAreaField
-
-        return {
-            "auth_type": SelectField(
-                lazy_gettext("Authentication"),
-                choices=[("basic", "Basic"), ("certificate", "CA certificate")],
-                default="basic",
-            ),
-            "certificate": TextAreaField(lazy_gettext("Certificate (PEM)"), widget=BS3TextAreaFieldWidget()),
-            "private_key": PasswordField(lazy_gettext("Private key (PEM)"), widget=BS3PasswordFieldWidget()),
-            "private_key_password": PasswordField(
-                lazy_gettext("Private key password"), widget=BS3PasswordFieldWidget()
-            ),
-            "encoded_data_format": SelectField(
-                lazy_gettext("Certificate payload format"), choices=[("v2", "v2"), ("v1", "v1")], default="v2"
-            ),
-            "auth_url": StringField(lazy_gettext("Auth URL"), widget=BS3TextFieldWidget()),
-            "api_url": StringField(lazy_gettext("API URL"), widget=BS3TextFieldWidget()),
-            "workspace_id": StringField(lazy_gettext("Default workspace id"), widget=BS3TextFieldWidget()),
-            "model_id": StringField(lazy_gettext("Default model id"), widget=BS3TextFieldWidget()),
-        }
+        return form_for(cls.conn_type).form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from airflow_provider_sapplan.get_provider_info import ANAPLAN_UI_FIELD_BEHAVIOUR
-
-        return ANAPLAN_UI_FIELD_BEHAVIOUR
+        return form_for(cls.conn_type).field_behaviour()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -353,7 +327,7 @@ class AnaplanHook(PlatformHook):
             policy=ANAPLAN_RETRY_POLICY,
             status_hints=ANAPLAN_STATUS_HINTS,
             timeout=parse_timeout(extra_field(extras, "anaplan", "timeout"), self.conn_id) or (10.0, 300.0),
-            verify=extras.get("verify", True),
+            verify=parse_verify(extra_field(extras, "anaplan", "verify"), self.conn_id),
             pool_size=16,
         )
 
