@@ -72,13 +72,13 @@ ANAPLAN_FORM = ConnectionForm(
         FormField(
             "auth_url",
             "Auth URL",
-            "Anaplan's authentication service. Empty: https://auth.anaplan.com.",
+            "Anaplan's authentication service. Leave empty for Anaplan's own (the example).",
             example="https://auth.anaplan.com",
         ),
         FormField(
             "api_url",
             "API URL",
-            "Anaplan's Integration API v2. Empty: https://api.anaplan.com/2/0.",
+            "Anaplan's Integration API v2. Leave empty for Anaplan's own (the example).",
             example="https://api.anaplan.com/2/0",
         ),
         FormField(

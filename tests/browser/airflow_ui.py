@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -252,21 +253,38 @@ class WebserverUI(AirflowUI):
         return False  # 2.x allows no text area: every extra field is a one-line input
 
     def save(self, browser: Browser) -> None:
-        button = browser.find("form button[type=submit], form input[type=submit]")
-        browser.click(button)
-        browser.wait_for(lambda: "/connection/list" in browser.url, timeout=60)
+        button = browser.script(
+            "return Array.from(document.querySelectorAll('form [type=submit]'))"
+            ".find(b => b.offsetParent !== null) || null;"
+        )
+        assert button, "no visible Save button"
+        browser.click(button[ELEMENT])
+        # Saved: FAB redirects away from the form (to the list, or home after a direct visit).
+        browser.wait_for(lambda: not re.search(r"/connection/(add|edit)", browser.url), timeout=60)
 
     def press_test(self, browser: Browser, conn_id: str) -> tuple[bool, str]:
-        browser.script("document.querySelectorAll('#flash-messages, .alert').forEach(e => e.remove());")
-        browser.click(browser.find("#test-connection"))
-        alert = browser.wait_for(
-            lambda: browser.script(
-                "const a = document.querySelector('.alert-success, .alert-error, .alert-danger');"
-                "return a && a.textContent.trim() ? [a.className, a.textContent.trim()] : null;"
-            ),
-            timeout=120,
+        """2.11 shows the result in a green box even when the test failed: read the API's answer too."""
+        browser.script(
+            "document.querySelectorAll('#flash-messages, .alert').forEach(e => e.remove()); window.__test = null;"
+            "$(document).off('ajaxComplete.formtest').on('ajaxComplete.formtest', (e, xhr, opts) => {"
+            " if (opts.url.includes('connections/test')) window.__test = [xhr.status, xhr.responseText]; });"
         )
-        return "alert-success" in alert[0], alert[1]
+        browser.click(browser.find("#test-connection"))
+        status, body = browser.wait_for(lambda: browser.script("return window.__test"), timeout=120)
+        shown = browser.wait_for(
+            lambda: browser.script(
+                "const a = document.querySelector('.container .row .alert');"
+                "return a && a.offsetParent !== null && a.textContent.trim() ? a.textContent.trim() : null;"
+            )
+        )
+        assert status == 200, f"POST /api/v1/connections/test answered {status}: {body}"
+        result = json.loads(body)
+        assert _squash(result["message"]) in _squash(shown), f"the page shows {shown!r}, not {result['message']!r}"
+        return bool(result["status"]), result["message"]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
 
 
 class ApiServerUI(AirflowUI):
