@@ -35,6 +35,7 @@ imported only inside :meth:`ConnectionForm.form_widgets`: declaring a form costs
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,14 +104,17 @@ class FormField:
 
     @property
     def help_text(self) -> str:
-        """The description, with the allowed values of a choice and the example value."""
+        """The help text on Airflow 3.x: the description and the example value (3.3 shows no placeholder)."""
         text = self.description.strip()
-        if self.kind is FieldKind.CHOICE:
-            allowed = ", ".join(f"'{value}' ({display})" for value, display in self.choices)
-            text += f" Allowed: {allowed}."
-        if self.example:
-            text += f" Example: {self.example}"
-        return text
+        return f"{text} Example: {self.example}" if self.example else text
+
+    @property
+    def widget_help_text(self) -> str:
+        """The help text on Airflow 2.x: a choice is a text input there, so it lists the allowed values."""
+        if self.kind is not FieldKind.CHOICE:
+            return self.help_text
+        allowed = ", ".join(f"'{value}' ({display})" for value, display in self.choices)
+        return f"{self.description.strip()} Allowed: {allowed}." + (f" Example: {self.example}" if self.example else "")
 
     def json_schema(self) -> dict[str, Any]:
         """The Airflow 3.x ``conn-fields`` schema: always nullable, never a ``null`` enum member."""
@@ -140,12 +144,14 @@ class FormField:
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
         from wtforms.validators import AnyOf, Optional
 
-        label = f"{self.section}: {self.label}" if self.section else self.label
-        common: dict[str, Any] = {"description": self.help_text}
+        label = self.label
+        if self.section and not self.label.startswith(self.section):
+            label = f"{self.section}: {self.label}"
+        common: dict[str, Any] = {"description": self.widget_help_text}
         if self.default is not None:
             common["default"] = self.default
         if self.secret:
-            return PasswordField(label, widget=BS3PasswordFieldWidget(), **common)
+            return PasswordField(label, widget=_kept_secret_widget(BS3PasswordFieldWidget)(), **common)
         if self.kind is FieldKind.INTEGER:
             return IntegerField(label, widget=BS3TextFieldWidget(), validators=[Optional()], **common)
         if self.kind is FieldKind.BOOLEAN:
@@ -154,6 +160,30 @@ class FormField:
         if self.kind is FieldKind.CHOICE:
             validators = [Optional(), AnyOf(self.values, message=f"Must be one of: {', '.join(self.values)}.")]
         return StringField(label, widget=BS3TextFieldWidget(), validators=validators, **common)
+
+
+SENSITIVE_PLACEHOLDER = "***"  # what Airflow 2.x's connection view restores from the stored value
+
+
+@functools.cache
+def _kept_secret_widget(base: type) -> type:
+    """A 2.x password widget that keeps a stored secret when a reopened form is saved.
+
+    Airflow 2.11 refills a reopened form's secret extra fields, but a password input renders empty, and
+    saving an empty extra field deletes the stored value: re-saving would drop the service key. This
+    widget renders ``***`` when the field holds a value (never the value itself); 2.x's view replaces a
+    saved ``***`` with the stored secret.
+    """
+
+    class KeptSecretPasswordWidget(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__(hide_value=False)
+
+        def __call__(self, field: Any, **kwargs: Any) -> Any:
+            kwargs["value"] = SENSITIVE_PLACEHOLDER if field.data else ""
+            return super().__call__(field, **kwargs)
+
+    return KeptSecretPasswordWidget
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def test_airflow_2_widgets_use_only_allowed_classes_with_help_text(conn_type: st
     for name, widget in widgets.items():
         declared = form.get(name)
         assert widget.field_class in (StringField, PasswordField, IntegerField, BooleanField), name
-        assert widget.kwargs["description"] == declared.help_text
+        assert widget.kwargs["description"] == declared.widget_help_text
         assert (widget.field_class is PasswordField) == declared.secret, name
         if declared.kind is FieldKind.CHOICE:
             assert widget.field_class is StringField
@@ -182,6 +182,19 @@ def test_airflow_2_choice_field_rejects_other_values_and_accepts_empty() -> None
     assert not form_class(MultiDict({"mode": "c"})).validate()
     assert form_class(MultiDict({"mode": "b", "retries": "3"})).validate()
     assert form_class(MultiDict({"mode": "", "retries": ""})).validate()
+
+
+def test_airflow_2_secret_field_reopens_as_placeholder_never_as_the_secret() -> None:
+    """2.11 deletes a stored secret extra saved empty; ``***`` makes its view restore the stored one."""
+    _needs_fab()
+    from wtforms import Form
+
+    secret = FormField("token", "Token", "The token.", kind=FieldKind.PASSWORD)
+    form = type("F", (Form,), {"token": secret.widget()})()
+    assert 'value=""' in form.token()
+    form.token.data = "s3cret-value"  # what 2.x's prefill_form puts in a reopened form
+    html = form.token()
+    assert 'value="***"' in html and "s3cret-value" not in html and 'type="password"' in html
 
 
 # -- the declaration itself -------------------------------------------------------------------------
