@@ -162,7 +162,9 @@ class FormField:
         return StringField(label, widget=BS3TextFieldWidget(), validators=validators, **common)
 
 
-SENSITIVE_PLACEHOLDER = "***"  # what Airflow 2.x's connection view restores from the stored value
+# What Airflow 2.x's connection view (airflow.www.views.SENSITIVE_FIELD_PLACEHOLDER) replaces with the
+# stored value when a form is saved; a unit test checks the two agree.
+SENSITIVE_PLACEHOLDER = "RATHER_LONG_SENSITIVE_FIELD_PLACEHOLDER"
 
 
 @functools.cache
@@ -171,8 +173,8 @@ def _kept_secret_widget(base: type) -> type:
 
     Airflow 2.11 refills a reopened form's secret extra fields, but a password input renders empty, and
     saving an empty extra field deletes the stored value: re-saving would drop the service key. This
-    widget renders ``***`` when the field holds a value (never the value itself); 2.x's view replaces a
-    saved ``***`` with the stored secret.
+    widget renders 2.x's placeholder when the field holds a value (never the value itself), which 2.x's
+    view replaces with the stored secret when the form is saved.
     """
 
     class KeptSecretPasswordWidget(base):  # type: ignore[misc, valid-type]

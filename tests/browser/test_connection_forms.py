@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_sapplan.connections import CONNECTION_FORMS
-from airflow_provider_sapplan.core.forms import ConnectionForm, FieldKind
+from airflow_provider_sapplan.core.forms import SENSITIVE_PLACEHOLDER, ConnectionForm, FieldKind
 from airflow_provider_sapplan.sandbox import SandboxServer
 from tests.browser.airflow_ui import STANDARD_INPUTS, AirflowUI, ApiServerUI
 from tests.browser.webdriver import CHROMEDRIVER, CHROMIUM, Browser
@@ -152,7 +152,7 @@ def test_connection_form_in_the_browser(
     for name, value in good.items():
         shown = ui.value_of(browser, ui.input_for(browser, form, name))
         if name in _secrets(form):
-            assert shown != value and shown in ("", "***"), f"{name} is shown in clear after reopening"
+            assert shown != value and shown in ("", "***", SENSITIVE_PLACEHOLDER), f"{name} shown in clear on reopen"
         else:
             assert shown == _as_saved(ui, form, name, value), f"{name}: reopened as {shown!r}"
     ui.reveal(browser, ui.input_for(browser, form, form.fields[0].name))

@@ -185,16 +185,21 @@ def test_airflow_2_choice_field_rejects_other_values_and_accepts_empty() -> None
 
 
 def test_airflow_2_secret_field_reopens_as_placeholder_never_as_the_secret() -> None:
-    """2.11 deletes a stored secret extra saved empty; ``***`` makes its view restore the stored one."""
+    """2.11 deletes a stored secret extra saved empty; its placeholder makes the view restore the stored one."""
     _needs_fab()
+    from airflow.www.views import SENSITIVE_FIELD_PLACEHOLDER
     from wtforms import Form
+
+    from airflow_provider_sapplan.core.forms import SENSITIVE_PLACEHOLDER
+
+    assert SENSITIVE_PLACEHOLDER == SENSITIVE_FIELD_PLACEHOLDER
 
     secret = FormField("token", "Token", "The token.", kind=FieldKind.PASSWORD)
     form = type("F", (Form,), {"token": secret.widget()})()
     assert 'value=""' in form.token()
     form.token.data = "s3cret-value"  # what 2.x's prefill_form puts in a reopened form
     html = form.token()
-    assert 'value="***"' in html and "s3cret-value" not in html and 'type="password"' in html
+    assert f'value="{SENSITIVE_PLACEHOLDER}"' in html and "s3cret-value" not in html and 'type="password"' in html
 
 
 # -- the declaration itself -------------------------------------------------------------------------
