@@ -383,3 +383,52 @@ def test_airflow_providers_hooks_lists_every_hook_without_import_error(tmp_path:
     for conn_type, form in FORMS.items():
         assert listed[conn_type]["class"] == form.hook_class_name
         assert listed[conn_type]["hook_name"] == form.hook_name
+
+
+# -- what the forms' new fields do in the hooks ------------------------------------------------------
+
+
+def test_lite_plan_fields_of_the_form_authenticate(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
+    import base64
+
+    from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
+    from tests.conftest import set_connection
+
+    api = "https://jobscheduler-rest.test"
+    set_connection(
+        monkeypatch,
+        "jss_lite_form",
+        conn_type="sap_job_scheduling",
+        host="https://ignored.test",  # the form's fields win over Host/Login/Password
+        login="ignored",
+        extra={"lite_plan_url": api, "lite_plan_user": "sbss_user", "lite_plan_password": "pw-123", "timeout": ""},
+    )
+    requests_mock.get(f"{api}/scheduler/jobs/1", json={"_id": 1})
+    SapJobSchedulingHook("jss_lite_form").get_job(1)
+    assert (
+        requests_mock.request_history[-1].headers["Authorization"]
+        == "Basic " + base64.b64encode(b"sbss_user:pw-123").decode()
+    )
+
+
+def test_no_service_key_nor_lite_plan_names_both_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
+    from tests.conftest import set_connection
+
+    set_connection(monkeypatch, "jss_empty_form", conn_type="sap_job_scheduling", extra={"lite_plan_user": "u"})
+    with pytest.raises(ConnectionConfigError, match=r"service key JSON.*REST URL, User and Password"):
+        SapJobSchedulingHook("jss_empty_form").get_conn()
+
+
+@pytest.mark.parametrize(("typed", "verify"), [("", True), ("false", False), ("True", True)])
+def test_anaplan_verify_field_reaches_the_client(monkeypatch: pytest.MonkeyPatch, typed: str, verify: bool) -> None:
+    from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
+    from tests.conftest import set_connection
+
+    set_connection(
+        monkeypatch, "anaplan_verify", conn_type="anaplan", login="u@example.com", password="p",
+        extra={"verify": typed, "timeout": "10, 600"},
+    )  # fmt: skip
+    config = AnaplanHook("anaplan_verify").get_conn().config
+    assert config.verify is verify
+    assert config.timeout == (10.0, 600.0)
