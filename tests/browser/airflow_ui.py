@@ -164,12 +164,17 @@ class AirflowUI:
             if name in form.field_names and form.get(name).kind is FieldKind.CHOICE:
                 self.choose(browser, element, form.get(name), value)
                 continue
-            self.reveal(browser, element)
-            browser.clear(element)
+            browser.wait_for(lambda el=element: self._ready(browser, el), timeout=20)
             if "\n" in value or len(value) > 60:
                 browser.paste(element, value)  # what an admin does with a key or a long URL
             elif value:
                 browser.type(element, value)
+
+    def _ready(self, browser: Browser, element: str) -> bool:
+        """Open the element's section and clear it; raises (and is retried) while a section still folds."""
+        self.reveal(browser, element)
+        browser.clear(element)
+        return True
 
     def choose(self, browser: Browser, element: str, form_field: FormField, value: str) -> None:
         self.reveal(browser, element)
@@ -388,7 +393,11 @@ class ApiServerUI(AirflowUI):
         if trigger:
             browser.click(trigger[ELEMENT])
             browser.wait_for(
-                lambda: browser.script("return arguments[0].closest('[hidden]') === null", {ELEMENT: element})
+                lambda: browser.script(
+                    "return arguments[0].closest('[hidden]') === null"
+                    " && arguments[0].getBoundingClientRect().height > 0",
+                    {ELEMENT: element},
+                )
             )
 
     def choose(self, browser: Browser, element: str, form_field: FormField, value: str) -> None:
