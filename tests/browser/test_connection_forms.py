@@ -48,7 +48,8 @@ def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
     line = f"connection form screenshots: {folder}"
     if reporter is not None:
         reporter.write_line(line)
-    print(line)
+    else:
+        print(line)
 
 
 @pytest.fixture(scope="module")
