@@ -24,6 +24,7 @@ SAP_JOB_SCHEDULING_FORM = ConnectionForm(
             "or the cockpit's service key view): 'url' and a 'uaa' section with clientid and clientsecret, or "
             "with certificate, key and certurl for an x509 key. Leave empty only for the lite plan below.",
             kind=FieldKind.SECRET_MULTILINE,
+            section="Service key",
             example='{"url": "https://jobscheduler-rest.cfapps.eu10.hana.ondemand.com", "uaa": {"url": '
             '"https://<subdomain>.authentication.eu10.hana.ondemand.com", "clientid": "sb-...", '
             '"clientsecret": "..."}}',
