@@ -8,7 +8,15 @@ VENV3 := .venvs/airflow-$(AIRFLOW_3)
 VENV2 := .venvs/airflow-$(AIRFLOW_2)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test test-3 test-2 lint bench clean
+.PHONY: demo test test-3 test-2 lint bench clean browser
+
+# Headless Chromium and its WebDriver for tests/browser (Debian packages; the runner is root).
+# Checked on every run (two file tests), so a machine that lost the packages gets them back.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; \
+	fi
 
 $(VENV3)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV3)
@@ -29,10 +37,10 @@ lint: $(VENV3)/.installed
 	$(VENV3)/bin/ruff check airflow_provider_sapplan tests example_dags benchmarks
 	$(VENV3)/bin/ruff format --check airflow_provider_sapplan tests example_dags benchmarks
 
-test-3: $(VENV3)/.installed
+test-3: $(VENV3)/.installed browser
 	bash scripts/run-tests.sh $(VENV3)
 
-test-2: $(VENV2)/.installed
+test-2: $(VENV2)/.installed browser
 	bash scripts/run-tests.sh $(VENV2)
 
 test: lint test-3 test-2

@@ -20,7 +20,12 @@ from airflow_provider_sapplan.core.auth import TOKEN_CACHE, StaticHeaderAuth, To
 from airflow_provider_sapplan.core.errors import token_endpoint_error
 from airflow_provider_sapplan.core.http import ClientConfig, HttpClient
 from airflow_provider_sapplan.core.retry import RetryPolicy
-from airflow_provider_sapplan.core.validation import check_url, parse_timeout_value, validate_client_config
+from airflow_provider_sapplan.core.validation import (
+    check_url,
+    check_verify,
+    parse_timeout_value,
+    validate_client_config,
+)
 from airflow_provider_sapplan.exceptions import (
     ConnectionConfigError,
     NetworkError,
@@ -47,8 +52,13 @@ def extra_field(extras: dict[str, Any], conn_type: str, name: str, default: Any 
 
 
 def parse_timeout(value: Any, conn_id: str) -> tuple[float, float] | None:
-    """Read the ``timeout`` extra: one number (read timeout) or ``[connect, read]``, positive seconds."""
+    """Read the ``timeout`` extra: seconds, ``[connect, read]``, or the text a form saves (``"10, 300"``)."""
     return parse_timeout_value(value, connection=f"connection {conn_id!r}")
+
+
+def parse_verify(value: Any, conn_id: str) -> bool | str:
+    """Read the ``verify`` extra: empty/true (system CAs), false (no check), or a CA bundle path."""
+    return check_verify(value, connection=f"connection {conn_id!r}")
 
 
 class PlatformHook(BaseHook):

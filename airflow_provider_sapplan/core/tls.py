@@ -14,6 +14,7 @@ import ssl
 import tempfile
 import threading
 
+from airflow_provider_sapplan.core.pem import normalise_pem
 from airflow_provider_sapplan.exceptions import ConnectionConfigError
 
 _lock = threading.Lock()
@@ -68,6 +69,8 @@ def read_pem(value: object, field: str, kind: str, *, connection: str = "this co
             raise ConnectionConfigError(f"{where}: the file {str(value)!r} holds no PEM block (-----BEGIN ...).")
     if "\\n" in text:  # pasted from JSON or an env var with the newlines escaped
         text = text.replace("\\r\\n", "\n").replace("\\n", "\n")
+    if "\n" not in text.strip():  # a one-line form input dropped the line breaks
+        text = normalise_pem(text)
     markers = _MARKERS[kind]
     if not any(f"-----BEGIN {marker}" in text or f" {marker}-----" in text for marker in markers):
         found = text.split("-----BEGIN", 1)[1].split("-----", 1)[0].strip() if "-----BEGIN" in text else "?"

@@ -75,35 +75,40 @@ def check_url(value: Any, field: str, *, connection: str = "this connection", ex
     return text.rstrip("/")
 
 
+TIMEOUT_FORMS = "positive seconds (e.g. 300) or connect and read seconds (e.g. 10, 300)"
+
+
 def check_timeout(value: Any, field: str = "extra 'timeout'", *, connection: str = "this connection") -> tuple:
     """A (connect, read) pair of positive, finite seconds."""
     pair = tuple(value) if isinstance(value, (list, tuple)) else None
     if pair is None or len(pair) != 2:
-        raise ConnectionConfigError(f"{_capital(connection)}: {field} must be seconds or [connect, read].")
+        raise ConnectionConfigError(f"{_capital(connection)}: {field} must be {TIMEOUT_FORMS}, got {value!r}.")
     for part in pair:
         if isinstance(part, bool) or not isinstance(part, (int, float)) or not math.isfinite(part) or part <= 0:
-            raise ConnectionConfigError(
-                f"{_capital(connection)}: {field} must be positive seconds (e.g. 60 or [10, 300]), got {value!r}."
-            )
+            raise ConnectionConfigError(f"{_capital(connection)}: {field} must be {TIMEOUT_FORMS}, got {value!r}.")
     return float(pair[0]), float(pair[1])
 
 
 def parse_timeout_value(value: Any, *, connection: str = "this connection") -> tuple[float, float] | None:
-    """Read the ``timeout`` extra (one number = read timeout, or ``[connect, read]``); None when unset."""
+    """Read the ``timeout`` extra (one number = read timeout, or ``[connect, read]``); None when unset.
+
+    A form saves text, so ``"300"``, ``"10, 300"`` and ``"[10, 300]"`` are read as well as numbers and lists.
+    """
     if value in (None, ""):
         return None
     if isinstance(value, str):
+        if "," in value and not value.strip().startswith("["):
+            value = f"[{value}]"
         try:
             value = json.loads(value)
         except ValueError:
             raise ConnectionConfigError(
-                f"{_capital(connection)}: extra 'timeout' must be seconds or [connect, read], got {value!r}."
+                f"{_capital(connection)}: extra 'timeout' must be {TIMEOUT_FORMS}, got {value!r}."
             ) from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value) or value <= 0:
             raise ConnectionConfigError(
-                f"{_capital(connection)}: extra 'timeout' must be positive seconds (e.g. 60 or [10, 300]), "
-                f"got {value!r}."
+                f"{_capital(connection)}: extra 'timeout' must be {TIMEOUT_FORMS}, got {value!r}."
             )
         return min(10.0, float(value)), float(value)
     return check_timeout(value, connection=connection)
@@ -131,6 +136,8 @@ def check_verify(value: Any, field: str = "extra 'verify'", *, connection: str =
     """TLS verification: true/false (also as text), or the path of an existing CA bundle."""
     if isinstance(value, bool):
         return value
+    if value in (None, ""):
+        return True
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("true", "1", "yes"):

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_sapplan.connections import form_for
 from airflow_provider_sapplan.core.auth import Token, TokenAuth, TokenRequest, secret_digest
 from airflow_provider_sapplan.core.errors import URL_FIELDS_HINT_KEY
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field
@@ -270,43 +271,15 @@ class AnaplanHook(PlatformHook):
         self._default_workspace: str | None = None
         self._default_model: str | None = None
 
-    # -- connection UI (Airflow < 3.2; 3.2+ reads get_provider_info) --------------------------
+    # -- connection form: declared in connections/, rendered here for Airflow 2.x -------------
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import (
-            BS3PasswordFieldWidget,
-            BS3TextAreaFieldWidget,
-            BS3TextFieldWidget,
-        )
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, SelectField, StringField, TextAreaField
-
-        return {
-            "auth_type": SelectField(
-                lazy_gettext("Authentication"),
-                choices=[("basic", "Basic"), ("certificate", "CA certificate")],
-                default="basic",
-            ),
-            "certificate": TextAreaField(lazy_gettext("Certificate (PEM)"), widget=BS3TextAreaFieldWidget()),
-            "private_key": PasswordField(lazy_gettext("Private key (PEM)"), widget=BS3PasswordFieldWidget()),
-            "private_key_password": PasswordField(
-                lazy_gettext("Private key password"), widget=BS3PasswordFieldWidget()
-            ),
-            "encoded_data_format": SelectField(
-                lazy_gettext("Certificate payload format"), choices=[("v2", "v2"), ("v1", "v1")], default="v2"
-            ),
-            "auth_url": StringField(lazy_gettext("Auth URL"), widget=BS3TextFieldWidget()),
-            "api_url": StringField(lazy_gettext("API URL"), widget=BS3TextFieldWidget()),
-            "workspace_id": StringField(lazy_gettext("Default workspace id"), widget=BS3TextFieldWidget()),
-            "model_id": StringField(lazy_gettext("Default model id"), widget=BS3TextFieldWidget()),
-        }
+        return form_for(cls.conn_type).form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from airflow_provider_sapplan.get_provider_info import ANAPLAN_UI_FIELD_BEHAVIOUR
-
-        return ANAPLAN_UI_FIELD_BEHAVIOUR
+        return form_for(cls.conn_type).field_behaviour()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -333,10 +306,10 @@ class AnaplanHook(PlatformHook):
             policy=ANAPLAN_RETRY_POLICY,
             status_hints=hints,
             timeout=parse_timeout_value(extra_field(extras, "anaplan", "timeout"), connection=label) or (10.0, 300.0),
-            verify=check_verify(extras.get("verify", True), connection=label),
+            verify=check_verify(extra_field(extras, "anaplan", "verify"), connection=label),
             pool_size=16,
             requests_per_minute=parse_requests_per_minute(
-                extras.get("requests_per_minute"), default=ANAPLAN_REQUESTS_PER_MINUTE, connection=label
+                extra_field(extras, "anaplan", "requests_per_minute"), default=ANAPLAN_REQUESTS_PER_MINUTE, connection=label
             ),
         )
 

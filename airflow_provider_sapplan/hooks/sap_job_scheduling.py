@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_sapplan.connections import form_for
 from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenAuth, TokenRequest, secret_digest
 from airflow_provider_sapplan.core.errors import URL_FIELDS_HINT_KEY
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field
@@ -375,22 +376,15 @@ class SapJobSchedulingHook(PlatformHook):
         self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
         self.service_key: ServiceKey | None = None
 
+    # -- connection form: declared in connections/, rendered here for Airflow 2.x -------------
+
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField, TextAreaField
-
-        return {
-            "service_key": TextAreaField(lazy_gettext("Service key (JSON)"), widget=BS3TextAreaFieldWidget()),
-            "dashboard_url": StringField(lazy_gettext("Dashboard URL"), widget=BS3TextFieldWidget()),
-        }
+        return form_for(cls.conn_type).form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        from airflow_provider_sapplan.get_provider_info import SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR
-
-        return SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR
+        return form_for(cls.conn_type).field_behaviour()
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -408,15 +402,16 @@ class SapJobSchedulingHook(PlatformHook):
             token_field = "service key 'uaa.certurl'" if key.kind == "x509" else "service key 'uaa.url'"
             if key.token_url:
                 self.use_url(token_field, key.token_url.removesuffix("/oauth/token"))
-        elif conn.host and conn.login and conn.password:
-            host = conn.host if "://" in conn.host else f"https://{conn.host}"
-            self.url_fields = "the connection's Host (the lite plan's REST URL)"
-            url = self.use_url("Host", host)
-            key = ServiceKey(url=url, username=conn.login, password=conn.password)
+        elif lite := self._lite_plan_credentials(conn, extras):
+            host, user, password = lite
+            host = host if "://" in host else f"https://{host}"
+            self.url_fields = "the lite plan's REST URL (or the connection's Host)"
+            url = self.use_url("lite plan REST URL", host)
+            key = ServiceKey(url=url, username=user, password=password)
         else:
             raise ConnectionConfigError(
                 f"{label[:1].upper()}{label[1:]} has no service_key extra: paste the instance's service key JSON "
-                "into it (or, for the lite plan, set Host to the REST URL with Login and Password)."
+                "into it (or, for the lite plan, fill in the REST URL, User and Password of the lite-plan binding)."
             )
         dashboard = extra_field(extras, self.conn_type, "dashboard_url") or key.dashboard_url
         self.service_key = ServiceKey(**{**key.__dict__, "url": url, "dashboard_url": dashboard})
@@ -426,8 +421,8 @@ class SapJobSchedulingHook(PlatformHook):
             lite_hint = (
                 "The lite plan's user and password were rejected: check the service key's 'user' and 'password'."
                 if raw
-                else "The lite plan's user and password were rejected: check Login and Password (the binding's "
-                "'user' and 'password') and Host."
+                else "The lite plan's user and password were rejected: check the lite plan's User and Password "
+                "(the binding's 'user' and 'password') and its REST URL."
             )
             auth: Any = StaticHeaderAuth(
                 {"Authorization": f"Basic {basic}"},
@@ -446,6 +441,15 @@ class SapJobSchedulingHook(PlatformHook):
             timeout=parse_timeout_value(extra_field(extras, self.conn_type, "timeout"), connection=label)
             or (10.0, 60.0),
         )
+
+    def _lite_plan_credentials(self, conn: Any, extras: dict[str, Any]) -> tuple[str, str, str] | None:
+        """REST URL, user and password of a lite-plan binding: the form's fields, else Host/Login/Password."""
+        values = (
+            extra_field(extras, self.conn_type, "lite_plan_url") or conn.host,
+            extra_field(extras, self.conn_type, "lite_plan_user") or conn.login,
+            extra_field(extras, self.conn_type, "lite_plan_password") or conn.password,
+        )
+        return (str(values[0]), str(values[1]), str(values[2])) if all(values) else None
 
     def check_connection(self) -> str:
         """List one job: a cheap authenticated call that every instance serves."""

@@ -227,7 +227,7 @@ def test_lite_plan_401_does_not_talk_about_client_secrets(monkeypatch: pytest.Mo
     conn = _jss(monkeypatch, host=JSS_API, login="user", password="wrong")
     requests_mock.get(f"{JSS_API}/scheduler/jobs", status_code=401, text="Unauthorized")
     ok, message = SapJobSchedulingHook(conn).test_connection()
-    assert not ok and "Login and Password" in message
+    assert not ok and "User and Password" in message
     assert "secret" not in message.lower() and "clientid" not in message
 
 

@@ -28,7 +28,7 @@ def test_entry_point_and_package_name_match_the_distribution() -> None:
     assert info["package-name"] == "airflow-provider-sapplan"
     conn = {c["connection-type"]: c for c in info["connection-types"]}["anaplan"]
     assert conn["hook-class-name"] == "airflow_provider_sapplan.hooks.anaplan.AnaplanHook"
-    assert conn["conn-fields"]["private_key"]["schema"]["format"] == "password"
+    assert conn["conn-fields"]["private_key_password"]["schema"]["format"] == "password"
     assert "host" in conn["ui-field-behaviour"]["hidden-fields"]
 
 
@@ -138,18 +138,6 @@ def test_object_storage_paths_round_trip(tmp_path: Path) -> None:
 def test_missing_local_source_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="does not exist"):
         source_size(tmp_path / "nope.csv")
-
-
-@pytest.mark.parametrize("hook_path", ["anaplan.AnaplanHook", "sap_job_scheduling.SapJobSchedulingHook"])
-def test_connection_form_for_older_airflow(hook_path: str) -> None:
-    pytest.importorskip("flask_appbuilder", reason="the legacy form needs the FAB UI (Airflow < 3.2)")
-    import importlib
-
-    module, _, name = hook_path.rpartition(".")
-    hook = getattr(importlib.import_module(f"airflow_provider_sapplan.hooks.{module}"), name)
-    conn = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[hook.conn_type]
-    assert set(hook.get_connection_form_widgets()) == set(conn["conn-fields"])
-    assert hook.get_ui_field_behaviour() == conn["ui-field-behaviour"]
 
 
 def test_no_secret_reaches_xcom_or_trigger_kwargs(anaplan_conn: str, requests_mock: Any) -> None:
