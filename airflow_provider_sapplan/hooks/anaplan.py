@@ -309,7 +309,9 @@ class AnaplanHook(PlatformHook):
             verify=check_verify(extra_field(extras, "anaplan", "verify"), connection=label),
             pool_size=16,
             requests_per_minute=parse_requests_per_minute(
-                extra_field(extras, "anaplan", "requests_per_minute"), default=ANAPLAN_REQUESTS_PER_MINUTE, connection=label
+                extra_field(extras, "anaplan", "requests_per_minute"),
+                default=ANAPLAN_REQUESTS_PER_MINUTE,
+                connection=label,
             ),
         )
 
