@@ -87,9 +87,62 @@ SAP_JOB_SCHEDULING_CONN_FIELDS: dict[str, Any] = {
     },
 }
 
+# --- SAP Cloud Integration connection form (one block) -------------------------------------------
+SAP_CLOUD_INTEGRATION_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {
+        "host": "Tenant URL (basic auth only)",
+        "login": "User (basic auth only)",
+        "password": "Password (basic auth only)",
+    },
+    "placeholders": {
+        "host": "https://mytenant.it-cpi018.cfapps.eu10.hana.ondemand.com",
+        "service_key": '{"oauth": {"clientid": "sb-...", "clientsecret": "...", "url": "https://...", "tokenurl": "..."}}',
+        "runtime_service_key": '{"oauth": {"clientid": "sb-...", "clientsecret": "...", "url": "https://...-rt...", "tokenurl": "..."}}',
+        "runtime_url": "https://mytenant.it-cpi018-rt.cfapps.eu10.hana.ondemand.com",
+        "web_ui_url": "https://mytenant.integrationsuite.cfapps.eu10.hana.ondemand.com",
+        "timeout": "120",
+    },
+}
+
+SAP_CLOUD_INTEGRATION_CONN_FIELDS: dict[str, Any] = {
+    "service_key": {
+        "label": "API service key (JSON)",
+        "description": "The whole service key of the Process Integration Runtime 'api' plan, e.g. "
+        '{"oauth": {"clientid": "sb-...", "clientsecret": "...", "url": "https://<sub>.it-cpi018.cfapps.eu10.'
+        'hana.ondemand.com", "tokenurl": "https://<sub>.authentication.eu10.hana.ondemand.com/oauth/token"}}.',
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "runtime_service_key": {
+        "label": "Integration-flow service key (JSON)",
+        "description": "The service key of the 'integration-flow' plan, used to call flow endpoints "
+        "(/http/...); its oauth.url is the runtime host, e.g. https://<sub>.it-cpi018-rt.cfapps.eu10.hana.ondemand.com.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "runtime_url": {
+        "label": "Runtime URL",
+        "description": "Only when flows are served from another host than the key says, e.g. "
+        "https://<sub>.it-cpi018-rt.cfapps.eu10.hana.ondemand.com.",
+        "schema": _STRING,
+    },
+    "web_ui_url": {
+        "label": "Web UI URL",
+        "description": "Optional: the tenant's web UI for artifact links, e.g. "
+        "https://<sub>.integrationsuite.cfapps.eu10.hana.ondemand.com.",
+        "schema": _STRING,
+    },
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "description": "Seconds to wait for an answer, e.g. 120 (flows that answer slowly may need more).",
+        "schema": _STRING,
+    },
+}
+# --- end SAP Cloud Integration ---------------------------------------------------------------------
+
 PLATFORMS: tuple[tuple[str, str, str], ...] = (
     ("Anaplan", "anaplan", "https://help.anaplan.com/"),
     ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
+    ("SAP Cloud Integration", "sap_cloud_integration", "https://help.sap.com/docs/cloud-integration"),
 )
 
 
@@ -124,9 +177,17 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR,
                 "conn-fields": SAP_JOB_SCHEDULING_CONN_FIELDS,
             },
+            {
+                "hook-class-name": "airflow_provider_sapplan.hooks.sap_cloud_integration.SapCloudIntegrationHook",
+                "hook-name": "SAP Cloud Integration",
+                "connection-type": "sap_cloud_integration",
+                "ui-field-behaviour": SAP_CLOUD_INTEGRATION_UI_FIELD_BEHAVIOUR,
+                "conn-fields": SAP_CLOUD_INTEGRATION_CONN_FIELDS,
+            },
         ],
         "extra-links": [
             "airflow_provider_sapplan.operators.anaplan.AnaplanModelLink",
             "airflow_provider_sapplan.operators.sap_job_scheduling.SapJobSchedulingJobLink",
+            "airflow_provider_sapplan.operators.sap_cloud_integration.SapCloudIntegrationLink",
         ],
     }
