@@ -97,8 +97,10 @@ SAP_CLOUD_INTEGRATION_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
     "placeholders": {
         "host": "https://mytenant.it-cpi018.cfapps.eu10.hana.ondemand.com",
-        "service_key": '{"oauth": {"clientid": "sb-...", "clientsecret": "...", "url": "https://...", "tokenurl": "..."}}',
-        "runtime_service_key": '{"oauth": {"clientid": "sb-...", "clientsecret": "...", "url": "https://...-rt...", "tokenurl": "..."}}',
+        "service_key": '{"oauth": {"clientid": "sb-...", "clientsecret": "...", "url": "https://...", '
+        '"tokenurl": "..."}}',
+        "runtime_service_key": '{"oauth": {"clientid": "sb-...", "clientsecret": "...", '
+        '"url": "https://...-rt...", "tokenurl": "..."}}',
         "runtime_url": "https://mytenant.it-cpi018-rt.cfapps.eu10.hana.ondemand.com",
         "web_ui_url": "https://mytenant.integrationsuite.cfapps.eu10.hana.ondemand.com",
         "timeout": "120",

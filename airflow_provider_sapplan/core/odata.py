@@ -140,7 +140,7 @@ def format_date(moment: datetime | float) -> str:
         epoch = aware.timestamp()
     else:
         epoch = float(moment)
-    return f"/Date({int(round(epoch * 1000))})/"
+    return f"/Date({round(epoch * 1000)})/"
 
 
 def datetime_literal(moment: datetime | date | str) -> str:

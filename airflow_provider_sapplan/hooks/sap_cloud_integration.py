@@ -103,7 +103,8 @@ def parse_service_key(raw: Any, conn_id: str, extra_name: str) -> ServiceKey:
         token_url = str(oauth.get("certurl") or oauth.get("tokenurl") or "")
         if not token_url:
             raise ConnectionConfigError(
-                f"Connection {conn_id!r}: {extra_name} is a certificate key without 'oauth.tokenurl' or 'oauth.certurl'."
+                f"Connection {conn_id!r}: {extra_name} is a certificate key without 'oauth.tokenurl' "
+                "or 'oauth.certurl'."
             )
         if not token_url.rstrip("/").endswith("/oauth/token"):
             token_url = token_url.rstrip("/") + "/oauth/token"
@@ -463,7 +464,7 @@ class SapCloudIntegrationHook(PlatformHook):
         )
         pages = odata.iterate_pages(lambda p, q: self.client.get_json(p, params=q), "MessageProcessingLogs", params)
         if top:
-            return [item for _, item in zip(range(top), pages)]
+            return [item for _, item in zip(range(top), pages, strict=False)]
         return list(pages)
 
     def message_error(self, message_guid: str) -> str | None:

@@ -171,7 +171,8 @@ class SapCloudIntegrationUpdateConfigurationOperator(_CpiOperator):
         _need_text(self.artifact_id, "artifact_id", "Orders_Import")
         if not isinstance(self.parameters, Mapping) or not self.parameters:
             raise ValueError(
-                f"parameters must be a non-empty dict such as {{'ReceiverHost': 'erp.example.com'}}; got {self.parameters!r}."
+                "parameters must be a non-empty dict such as {'ReceiverHost': 'erp.example.com'}; "
+                f"got {self.parameters!r}."
             )
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
@@ -403,7 +404,8 @@ class SapCloudIntegrationTriggerFlowOperator(MessageStatusMixin, RemoteJobOperat
         if not guid:
             if not cid:
                 raise SapplanError(
-                    f"{PLATFORM} answered HTTP {response.status_code} without {MESSAGE_ID_HEADER}; cannot wait on the message.",
+                    f"{PLATFORM} answered HTTP {response.status_code} without {MESSAGE_ID_HEADER}; "
+                    "cannot wait on the message.",
                     platform=PLATFORM,
                 )
             found = self.hook.query_messages(correlation_id=cid, top=1)
