@@ -394,7 +394,7 @@ class SapCloudIntegrationTriggerFlowOperator(MessageStatusMixin, RemoteJobOperat
                 found = self.hook.query_messages(correlation_id=cid, top=1)
                 if found:  # the flow ran and failed: a failed message, not a transport error
                     self.log.warning("The flow answered HTTP %s; waiting on its message.", err.status_code)
-                    return self._ref(str(found[0]["MessageGuid"]), cid, called_at, context)
+                    return self._message_ref(str(found[0]["MessageGuid"]), cid, called_at, context)
             raise
         try:
             guid = next((v for k, v in response.headers.items() if k.lower() == MESSAGE_ID_HEADER.lower()), None)
@@ -410,9 +410,9 @@ class SapCloudIntegrationTriggerFlowOperator(MessageStatusMixin, RemoteJobOperat
                 )
             found = self.hook.query_messages(correlation_id=cid, top=1)
             guid = str(found[0]["MessageGuid"]) if found else None
-        return self._ref(guid, cid, called_at, context)
+        return self._message_ref(guid, cid, called_at, context)
 
-    def _ref(self, guid: str | None, cid: str | None, called_at: float, context: Any) -> dict[str, Any]:
+    def _message_ref(self, guid: str | None, cid: str | None, called_at: float, context: Any) -> dict[str, Any]:
         ref: dict[str, Any] = {
             "message_guid": guid,
             "correlation_id": cid,
@@ -438,7 +438,7 @@ class SapCloudIntegrationTriggerFlowOperator(MessageStatusMixin, RemoteJobOperat
                     found[0].get("MessageGuid"),
                     state,
                 )
-                ref = self._ref(str(found[0]["MessageGuid"]), cid, time.time(), None)
+                ref = self._message_ref(str(found[0]["MessageGuid"]), cid, time.time(), None)
                 ref["reconnected"] = True
                 return ref
             self.log.info(

@@ -444,7 +444,7 @@ class CloudIntegrationBackend:
             self.runtime[artifact_id] = Runtime(task=task, previous=previous)
             self.counters[f"deploys:{artifact_id}"] += 1
             self.counters["deploys"] += 1
-            self.context.stats.tasks_started[f"cpi-deploy:{artifact_id}"] += 1
+            self.context.stats.tasks_started[f"cpi:deploy:{artifact_id}"] += 1
             return task.task_id
 
     def _phase_times(self, task: DeployTask) -> tuple[float, float, float]:
@@ -628,7 +628,7 @@ class CloudIntegrationBackend:
                 message.successor, message.discard_at = restart.guid, now + processing / 2
                 self.messages[restart.guid] = restart
             self.messages[message.guid] = message
-            self.context.stats.tasks_started[f"cpi-flow:{path}"] += 1
+            self.context.stats.tasks_started[f"cpi:flow:{path}"] += 1
             drop = config.drop_answers > 0
             if drop:
                 config.drop_answers -= 1

@@ -1,0 +1,28 @@
+"""SAP Cloud Integration example DAG and operators through dag.test() against the real sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_sapplan.sandbox import SandboxServer
+from example_dags.run_demo import load_dag
+
+pytestmark = pytest.mark.integration
+
+
+def test_release_dag_ships_and_runs_the_flow_once(live: SandboxServer, airflow_db: Path) -> None:
+    dag_run = load_dag("sap_cloud_integration_release").test()
+    assert str(dag_run.state).endswith("success")
+    state = live.sap_cloud_integration.inspect()
+    counters = state["counters"]
+    assert counters["deploys:Orders_Release"] == 1
+    assert counters["flow_calls:/orders/release"] == 1
+    assert counters["undeploys"] == 1
+    assert counters["configuration_updates"] == 2
+    messages = [m for m in state["messages"] if m["artifact_id"] == "Orders_Release"]
+    assert [m["Status"] for m in messages] == ["COMPLETED"]
+    assert messages[0]["CorrelationId"].startswith("airflow-") and messages[0]["CorrelationId"].endswith("-try1")
+    assert (airflow_db / "Orders_Release.zip").stat().st_size > 0
+    assert live.stats.auth_requests["sap_cloud_integration"] == 2  # one token per plan, cached
