@@ -242,8 +242,8 @@ def test_parse_task_id_rejects_an_html_page() -> None:
 
 def test_deploy_error_text_unpacks_parameter_json_strings() -> None:
     inner = {"message": "ERROR", "childMessageInstances": [{"subsystemName": "X", "messageText": "Receiver unknown"}]}
-    raw = json.dumps({"message": {"subsytemPartName": "CONTENT_DEPLOY", "messageId": "InstanceError", "messageText": ""},
-                      "parameter": [json.dumps(inner)]})  # fmt: skip
+    head = {"subsytemPartName": "CONTENT_DEPLOY", "messageId": "InstanceError", "messageText": ""}
+    raw = json.dumps({"message": head, "parameter": [json.dumps(inner)]})
     assert deploy_error_text(raw) == "InstanceError; Receiver unknown"
     assert deploy_error_text("plain\n text") == "plain text"
 
@@ -358,10 +358,10 @@ def test_deploy_error_waits_for_error_details_then_fails_with_them(api: Any, con
     inner = json.dumps(
         {"message": "ERROR", "childMessageInstances": [{"messageText": "Unable to resolve erp.example.com"}]}
     )
-    api.get(f"{RUNTIME_ART}/ErrorInformation/$value",
-            [{"status_code": 204}, {"json": {"message": {"messageId": "InstanceError"}, "parameter": [inner]}}])  # fmt: skip
+    details = {"message": {"messageId": "InstanceError"}, "parameter": [inner]}
+    api.get(f"{RUNTIME_ART}/ErrorInformation/$value", [{"status_code": 204}, {"json": details}])
     with pytest.raises(
-        CloudIntegrationDeployError, match="runtime:ERROR: InstanceError; Unable to resolve erp.example.com"
+        CloudIntegrationDeployError, match=r"runtime:ERROR: InstanceError; Unable to resolve erp\.example\.com"
     ):
         SapCloudIntegrationDeployOperator(task_id="d", artifact_id="Orders", deferrable=False).execute(context)
     assert len([r for r in api.request_history if "ErrorInformation" in r.url]) == 2
@@ -668,7 +668,7 @@ def test_sensor_arguments_checked() -> None:
 def test_sensor_fails_on_failed_message(api: Any) -> None:
     api.get(f"{MPL}('{GUID}')", json={"d": message("ESCALATED")})
     api.get(f"{MPL}('{GUID}')/ErrorInformation/$value", text="No receiver")
-    with pytest.raises(CloudIntegrationMessageFailedError, match="ESCALATED.*No receiver"):
+    with pytest.raises(CloudIntegrationMessageFailedError, match=r"ESCALATED.*No receiver"):
         SapCloudIntegrationMessageSensor(task_id="s", message_guid=GUID, deferrable=False).execute({"ti": ti_mock()})
 
 

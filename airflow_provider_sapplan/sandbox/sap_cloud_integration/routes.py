@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from ..platform import Platform
 from ..routing import HttpError, Mount, Request, Response, Route
@@ -41,6 +41,7 @@ HTTP_PREFIX = f"{PREFIX}/http"
 OAUTH_PREFIX = f"{PREFIX}/oauth"
 CONTROL_PREFIX = "/_sandbox/sap_cloud_integration"
 ORDERBY = {"LogEnd", "LogEnd desc", "LogStart", "LogStart desc", "Status,LogEnd desc", "ApplicationMessageId"}
+_LINK_SAFE = "$/'(),"
 ATOM_FEED = b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"/>'
 DESIGN = "/IntegrationDesigntimeArtifacts(Id='{id}',Version='{version}')"
 
@@ -509,7 +510,7 @@ class SapCloudIntegrationPlatform(Platform):
         if len(selected) > PAGE_SIZE:
             query = {k: v[-1] for k, v in request.query.items() if k not in ("$skiptoken",)}
             query["$skiptoken"] = str(_int(request, "$skiptoken", 0) + PAGE_SIZE)
-            body["__next"] = f"{base}/MessageProcessingLogs?{urlencode(query)}"
+            body["__next"] = f"{base}/MessageProcessingLogs?{urlencode(query, quote_via=quote, safe=_LINK_SAFE)}"
         return Response.json({"d": body})
 
     def _message(self, request: Request) -> Response:
