@@ -115,7 +115,8 @@ def test_each_plan_token_works_only_on_its_side(sandbox: SandboxServer) -> None:
 
 
 def test_csrf_is_bound_to_the_session_cookie(sandbox: SandboxServer) -> None:
-    url = f"{api(sandbox)}/IntegrationDesigntimeArtifacts(Id='Orders_Import',Version='active')/Configurations('BatchSize')"
+    design = "IntegrationDesigntimeArtifacts(Id='Orders_Import',Version='active')"
+    url = f"{api(sandbox)}/{design}/Configurations('BatchSize')"
     body = {"ParameterValue": "5", "DataType": "xsd:integer"}
     session = requests.Session()
     session.auth = (BASIC_USER, BASIC_PASSWORD)
