@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +28,26 @@ def test_release_dag_ships_and_runs_the_flow_once(live: SandboxServer, airflow_d
     assert messages[0]["CorrelationId"].startswith("airflow-") and messages[0]["CorrelationId"].endswith("-try1")
     assert (airflow_db / "Orders_Release.zip").stat().st_size > 0
     assert live.stats.auth_requests["sap_cloud_integration"] == 2  # one token per plan, cached
+    # The flow's answer travels from before the deferral to the task's return value.
+    result = _return_value(dag_run, "release_orders")
+    assert result["Status"] == "COMPLETED" and result["reconnected"] is False
+    assert json.loads(result["response"]["body"])["status"] == "accepted"
+    assert _return_value(dag_run, "deploy_iflow")["Status"] == "STARTED"
+
+
+def _return_value(dag_run: Any, task_id: str) -> Any:
+    from airflow_provider_sapplan._compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            query = XComModel.get_many(
+                run_id=dag_run.run_id, key="return_value", task_ids=task_id, dag_ids=dag_run.dag_id
+            )
+            row = session.execute(query).scalars().first()
+            return XComModel.deserialize_value(row)
+    from airflow.models.xcom import XCom
+
+    return XCom.get_one(run_id=dag_run.run_id, key="return_value", task_id=task_id, dag_id=dag_run.dag_id)
