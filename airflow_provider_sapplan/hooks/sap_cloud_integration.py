@@ -297,6 +297,13 @@ class SapCloudIntegrationHook(PlatformHook):
         base = (self.web_ui_url or self.tenant_url).rstrip("/")
         return f"{base}/itspaces/shell/monitoring/Artifacts/{quote(json.dumps({'artifactId': artifact_id}), safe='')}"
 
+    def message_web_url(self, message_guid: str) -> str:
+        """The tenant UI page of a message (the same form as the log's ``AlternateWebLink``)."""
+        self.get_conn()
+        base = (self.web_ui_url or self.tenant_url).rstrip("/")
+        detail = quote(json.dumps({"messageGuid": message_guid}), safe="")
+        return f"{base}/itspaces/shell/monitoring/MessageDetails/{detail}"
+
     # -- design time ------------------------------------------------------------------------------
 
     @staticmethod

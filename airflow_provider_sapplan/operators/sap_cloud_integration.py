@@ -212,6 +212,8 @@ class _DeployBase(DeployStatusMixin, RemoteJobOperator, _CpiOperator):
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
         _need_text(self.artifact_id, "artifact_id", "Orders_Import")
+        if hasattr(self, "version"):
+            _need_text(self.version, "version", "active")
 
     def extra_xcom(self, ref: dict[str, Any]) -> dict[str, Any]:
         return {LINK_XCOM_KEY: self.hook.artifact_web_url(str(ref["artifact_id"]))}
@@ -488,6 +490,8 @@ class SapCloudIntegrationTriggerFlowOperator(MessageStatusMixin, RemoteJobOperat
 
     def extra_xcom(self, ref: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {RESPONSE_XCOM_KEY: self._response}
+        if ref.get("message_guid"):  # the link works before the wait starts
+            values[LINK_XCOM_KEY] = self.hook.message_web_url(str(ref["message_guid"]))
         return values
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -157,6 +157,21 @@ def test_rate_limit_on_demand(sandbox: SandboxServer, conn: str) -> None:
     assert sandbox.stats.statuses[429] == 2
 
 
+def test_design_time_round_trip_download_and_parameters(sandbox: SandboxServer, conn: str, tmp_path: Any) -> None:
+    from airflow_provider_sapplan.sandbox.sap_cloud_integration import seed_zip
+
+    hook = SapCloudIntegrationHook()
+    _, created = hook.upload_artifact("Flow_A", "SandboxPackage", seed_zip({"EndpointAddress": "a/b", "Host": "x"}))
+    assert created is True
+    assert {c["ParameterKey"] for c in hook.get_configurations("Flow_A")} == {"EndpointAddress", "Host"}
+    hook.update_configuration("Flow_A", "Host", "y")
+    _, created = hook.upload_artifact("Flow_A", "SandboxPackage", seed_zip({"EndpointAddress": "a/b", "Host": "x"}))
+    assert created is False
+    assert {c["ParameterKey"]: c["ParameterValue"] for c in hook.get_configurations("Flow_A")}["Host"] == "y"
+    size = hook.download_artifact("Flow_A", tmp_path / "a.zip")
+    assert size == (tmp_path / "a.zip").stat().st_size and (tmp_path / "a.zip").read_bytes()[:2] == b"PK"
+
+
 # -- deploy state machine -------------------------------------------------------------------------
 
 

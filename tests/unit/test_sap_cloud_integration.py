@@ -602,6 +602,24 @@ def test_endpoint_resolved_from_service_endpoints(api: Any, context: dict[str, A
     assert lookup.qs["$filter"] == ["name eq 'orders'"] and lookup.qs["$expand"] == ["entrypoints"]
 
 
+def test_x509_key_uses_the_certificate_at_the_cert_url(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
+    key = {"oauth": {"clientid": "sb-x509", "url": TENANT, "certurl": "https://acme.authentication.cert.test",
+                     "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+                     "key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"}}  # fmt: skip
+    set_connection(monkeypatch, "cpi_x509", conn_type="sap_cloud_integration", extra={"service_key": key})
+    requests_mock.post(
+        "https://acme.authentication.cert.test/oauth/token", json={"access_token": "x", "expires_in": 60}
+    )
+    requests_mock.get(f"{API}/IntegrationRuntimeArtifacts", json={"d": {"results": []}})
+    SapCloudIntegrationHook("cpi_x509").check_connection()
+    token_call = requests_mock.request_history[0]
+    assert (
+        "Authorization" not in token_call.headers
+        and token_call.text == "grant_type=client_credentials&client_id=sb-x509"
+    )
+    assert requests_mock.request_history[1].headers["Authorization"] == "Bearer x"
+
+
 def test_flow_defers_pushes_response_and_finishes_from_the_event(api: Any, context: dict[str, Any]) -> None:
     _flow(api)
     api.get(f"{MPL}('{GUID}')", json={"d": message("PROCESSING")})
@@ -611,6 +629,9 @@ def test_flow_defers_pushes_response_and_finishes_from_the_event(api: Any, conte
     assert isinstance(deferred.value.trigger, SapCloudIntegrationMessageTrigger)
     pushed = {c.kwargs["key"]: c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list}
     assert pushed["response"]["body"] == '{"ok": true}'
+    assert pushed["sap_cloud_integration_url"].endswith(
+        "MessageDetails/%7B%22messageGuid%22%3A%20%22" + GUID + "%22%7D"
+    )
     context["ti"].xcom_pull.return_value = pushed["response"]
     fresh = SapCloudIntegrationTriggerFlowOperator(task_id="call", endpoint_path="/http/orders", deferrable=True)
     event = {
