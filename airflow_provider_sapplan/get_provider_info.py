@@ -15,6 +15,7 @@ from airflow_provider_sapplan.connections import CONNECTION_FORMS
 PLATFORMS: tuple[tuple[str, str, str], ...] = (
     ("Anaplan", "anaplan", "https://help.anaplan.com/"),
     ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
+    ("SAP Cloud Integration", "sap_cloud_integration", "https://help.sap.com/docs/cloud-integration"),
 )
 
 
@@ -38,5 +39,6 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_provider_sapplan.operators.anaplan.AnaplanModelLink",
             "airflow_provider_sapplan.operators.sap_job_scheduling.SapJobSchedulingJobLink",
+            "airflow_provider_sapplan.operators.sap_cloud_integration.SapCloudIntegrationLink",
         ],
     }

@@ -48,6 +48,27 @@ def sandbox_connections(url: str) -> dict[str, dict[str, Any]]:
                 }
             },
         },
+        "sap_cloud_integration_default": {
+            "conn_type": "sap_cloud_integration",
+            "extra": {
+                "service_key": {
+                    "oauth": {
+                        "clientid": "sb-cpi-api!b1|it!b1",
+                        "clientsecret": "cpi-api-secret",
+                        "url": f"{url}/sap-cloud-integration",
+                        "tokenurl": f"{url}/sap-cloud-integration/oauth/token",
+                    }
+                },
+                "runtime_service_key": {
+                    "oauth": {
+                        "clientid": "sb-cpi-flow!b1|it-rt!b1",
+                        "clientsecret": "cpi-flow-secret",
+                        "url": f"{url}/sap-cloud-integration",
+                        "tokenurl": f"{url}/sap-cloud-integration/oauth/token",
+                    }
+                },
+            },
+        },
     }
 
 
@@ -94,6 +115,7 @@ def main() -> int:
         for dag_id, summarize in (
             ("anaplan_planning_cycle", lambda: _anaplan_summary(sandbox, output)),
             ("sap_job_scheduling_run", _job_scheduling_summary),
+            ("sap_cloud_integration_release", lambda: _cloud_integration_summary(sandbox)),
         ):
             started = time.monotonic()
             dag_run = load_dag(dag_id).test()
@@ -147,6 +169,18 @@ def _job_scheduling_summary() -> dict[str, Any]:
         "job": f"{job['name']} (id {job_id})",
         "runs": ", ".join(f"{r.get('runStatus')}/{r.get('runState')} HTTP {r.get('httpStatus')}" for r in runs),
         "schedules active": sum(bool(s.get("active")) for s in schedules),
+    }
+
+
+def _cloud_integration_summary(sandbox: Any) -> dict[str, Any]:
+    state = sandbox.sap_cloud_integration.inspect()
+    counters = state["counters"]
+    messages = [m for m in state["messages"] if m["artifact_id"] == "Orders_Release"]
+    return {
+        "deploys": counters.get("deploys:Orders_Release", 0),
+        "flow calls": counters.get("flow_calls", 0),
+        "messages": ", ".join(f"{m['MessageGuid']} {m['Status']}" for m in messages) or "none",
+        "undeploys": counters.get("undeploys", 0),
     }
 
 

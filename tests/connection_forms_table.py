@@ -93,9 +93,41 @@ def _sap_job_scheduling(url: str) -> FormCase:
     )
 
 
+def _sap_cloud_integration(url: str) -> FormCase:
+    def key(client: str, secret: str) -> str:
+        oauth = {
+            "clientid": client,
+            "clientsecret": secret,
+            "url": f"{url}/sap-cloud-integration",
+            "tokenurl": f"{url}/sap-cloud-integration/oauth/token",
+        }
+        return json.dumps({"oauth": oauth}, indent=2)
+
+    return FormCase(
+        good={
+            "service_key": key("sb-cpi-api!b1|it!b1", "cpi-api-secret"),
+            "runtime_service_key": key("sb-cpi-flow!b1|it-rt!b1", "cpi-flow-secret"),
+            "runtime_url": f"{url}/sap-cloud-integration",
+            "web_ui_url": f"{url}/sap-cloud-integration/ui",
+            "timeout": "10, 120",
+        },
+        bad={"service_key": key("sb-cpi-api!b1|it!b1", "wrong-secret")},
+        variants=(
+            {
+                "service_key": "",
+                "runtime_service_key": "",
+                "host": f"{url}/sap-cloud-integration",
+                "login": "cpi-user",
+                "password": "cpi-password",
+            },
+        ),
+    )
+
+
 FORM_CASES: dict[str, Callable[[str], FormCase]] = {
     "anaplan": _anaplan,
     "sap_job_scheduling": _sap_job_scheduling,
+    "sap_cloud_integration": _sap_cloud_integration,
 }
 
 

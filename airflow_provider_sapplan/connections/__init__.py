@@ -10,12 +10,14 @@ These modules import only ``core.forms``, so reading provider info imports no ho
 from __future__ import annotations
 
 from airflow_provider_sapplan.connections.anaplan import ANAPLAN_FORM
+from airflow_provider_sapplan.connections.sap_cloud_integration import SAP_CLOUD_INTEGRATION_FORM
 from airflow_provider_sapplan.connections.sap_job_scheduling import SAP_JOB_SCHEDULING_FORM
 from airflow_provider_sapplan.core.forms import ConnectionForm
 
 CONNECTION_FORMS: tuple[ConnectionForm, ...] = (
     ANAPLAN_FORM,
     SAP_JOB_SCHEDULING_FORM,
+    SAP_CLOUD_INTEGRATION_FORM,
 )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_sapplan.core.odata import odata_error_message
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -57,7 +58,7 @@ def server_message(body: bytes | str | None, limit: int = 300) -> str:
         payload: Any = json.loads(text)
     except ValueError:
         payload = None
-    found = _find_message(payload) if payload is not None else None
+    found = (odata_error_message(payload) or _find_message(payload)) if payload is not None else None
     if found is None:
         if looks_like_html(text):
             return "(an HTML page)"
