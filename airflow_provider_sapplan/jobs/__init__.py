@@ -1,0 +1,1 @@
+"""What each platform's remote jobs mean: states, outcomes, results and failures (no HTTP of their own)."""
