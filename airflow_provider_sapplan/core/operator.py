@@ -107,6 +107,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         The default (one phase) is None. A platform whose work has phases (a request is accepted,
         then the objects it changed settle) returns the next phase's reference, which must differ
         from ``ref``; it may start the next phase's remote work. The wait then continues with it.
+        Give it a ``"deadline"`` key (``self._deadline``) so a deferred wait keeps its deadline.
         """
         return None
 
@@ -234,6 +235,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         self._ref = ref
         status = event["status"]
         if status == "success" and self._deadline is None:
+            # A multi-phase reference may carry the wait's deadline (the event repeats the ref's keys).
             self._deadline = event.get("deadline")
         if status == "success":
             following = self._following_ref(ref, event.get("result") or {}, context)

@@ -84,10 +84,7 @@ class RemoteJobTrigger(BaseTrigger):
         )
 
     def _event(self, status: str, raw_state: str | None, **extra: Any) -> TriggerEvent:
-        # The deadline travels with the event so a multi-phase operator keeps it for its next phase.
-        return TriggerEvent(
-            {"status": status, "ref": self.ref, **self.ref, "raw_state": raw_state, "deadline": self.deadline, **extra}
-        )
+        return TriggerEvent({"status": status, "ref": self.ref, **self.ref, "raw_state": raw_state, **extra})
 
     def _hook_instance(self) -> Any:
         if self._hook is None:

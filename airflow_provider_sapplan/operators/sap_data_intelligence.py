@@ -146,6 +146,7 @@ class _FlowOperator(FlowWaitMixin, RemoteJobOperator):
             "acknowledged_at": acknowledged_at,
             "clock_skew": self.clock_skew,
             "url": answer.get("url"),
+            "deadline": self._deadline,
         }
         if step:
             ref["step"] = step
@@ -158,6 +159,7 @@ class _FlowOperator(FlowWaitMixin, RemoteJobOperator):
             "tasks": tasks,
             "target_state": target,
             "max_retrying": self.max_retrying,
+            "deadline": self._deadline,
         }
         if step:
             ref["step"] = step

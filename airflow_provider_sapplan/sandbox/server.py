@@ -42,12 +42,13 @@ from .routing import (
     normalize_path,
     parse_query,
 )
+from .sap_data_intelligence import DataIntelligenceBackend, SapDataIntelligencePlatform
 from .sap_job_scheduling import JobSchedulingBackend, SapJobSchedulingPlatform
 from .stats import Stats
 from .storage import make_data_dir
 
 #: Every emulated platform. Adding one = writing its module and listing its Platform class here.
-PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform, SapJobSchedulingPlatform)
+PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform, SapJobSchedulingPlatform, SapDataIntelligencePlatform)
 
 _REASONS = {
     400: "Bad Request",
@@ -371,6 +372,13 @@ class SandboxServer:
         """The SAP BTP Job Scheduling backend (seed data, configuration and inspection from Python)."""
         platform = self.platforms["sap_job_scheduling"]
         assert isinstance(platform, SapJobSchedulingPlatform)
+        return platform.backend
+
+    @property
+    def sap_data_intelligence(self) -> DataIntelligenceBackend:
+        """The SAP Data Intelligence backend (flows, graphs, injected failures) from Python."""
+        platform = self.platforms["sap_data_intelligence"]
+        assert isinstance(platform, SapDataIntelligencePlatform)
         return platform.backend
 
     def reset(self) -> None:
