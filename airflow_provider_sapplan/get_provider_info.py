@@ -87,9 +87,42 @@ SAP_JOB_SCHEDULING_CONN_FIELDS: dict[str, Any] = {
     },
 }
 
+# -- SAP Data Intelligence connection form (begin) ---------------------------------------------
+SAP_DATA_INTELLIGENCE_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema"],
+    "relabeling": {"host": "Tenant URL", "login": "User (tenant\\user)", "password": "Password"},
+    "placeholders": {
+        "host": "https://vsystem.ingress.<cluster>.dhaas-live.shoot.live.k8s-hana.ondemand.com",
+        "login": "default\\etl_user",
+        "tenant": "default",
+        "rms_api_path": "/app/rms/api/dt/v1",
+        "timezone": "Europe/Berlin",
+    },
+}
+
+SAP_DATA_INTELLIGENCE_CONN_FIELDS: dict[str, Any] = {
+    "tenant": {
+        "label": "Tenant",
+        "description": "Only when Login is the bare user: the DI tenant, e.g. 'default' (sent as tenant\\user).",
+        "schema": _STRING,
+    },
+    "rms_api_path": {
+        "label": "RMS API path",
+        "description": "Path of the replication management API on the tenant; default /app/rms/api/dt/v1.",
+        "schema": _STRING,
+    },
+    "timezone": {
+        "label": "Monitor time zone",
+        "description": "IANA zone of the local timestamps the RMS monitors return, e.g. Europe/Berlin; default UTC.",
+        "schema": _STRING,
+    },
+}
+# -- SAP Data Intelligence connection form (end) -----------------------------------------------
+
 PLATFORMS: tuple[tuple[str, str, str], ...] = (
     ("Anaplan", "anaplan", "https://help.anaplan.com/"),
     ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
+    ("SAP Data Intelligence", "sap_data_intelligence", "https://help.sap.com/docs/SAP_DATA_INTELLIGENCE"),
 )
 
 
@@ -124,9 +157,18 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR,
                 "conn-fields": SAP_JOB_SCHEDULING_CONN_FIELDS,
             },
+            {
+                "hook-class-name": "airflow_provider_sapplan.hooks.sap_data_intelligence.SapDataIntelligenceHook",
+                "hook-name": "SAP Data Intelligence",
+                "connection-type": "sap_data_intelligence",
+                "ui-field-behaviour": SAP_DATA_INTELLIGENCE_UI_FIELD_BEHAVIOUR,
+                "conn-fields": SAP_DATA_INTELLIGENCE_CONN_FIELDS,
+            },
         ],
         "extra-links": [
             "airflow_provider_sapplan.operators.anaplan.AnaplanModelLink",
             "airflow_provider_sapplan.operators.sap_job_scheduling.SapJobSchedulingJobLink",
+            "airflow_provider_sapplan.operators.sap_data_intelligence.SapDataIntelligenceFlowLink",
+            "airflow_provider_sapplan.operators.sap_data_intelligence.SapDataIntelligenceGraphLink",
         ],
     }

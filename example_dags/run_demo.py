@@ -48,6 +48,13 @@ def sandbox_connections(url: str) -> dict[str, dict[str, Any]]:
                 }
             },
         },
+        "sap_data_intelligence_default": {
+            "conn_type": "sap_data_intelligence",
+            "host": f"{url}/sap-data-intelligence",
+            "login": "default\\etl_user",
+            "password": "di-secret",
+            "extra": {"timezone": "Europe/Berlin"},
+        },
     }
 
 
@@ -94,6 +101,7 @@ def main() -> int:
         for dag_id, summarize in (
             ("anaplan_planning_cycle", lambda: _anaplan_summary(sandbox, output)),
             ("sap_job_scheduling_run", _job_scheduling_summary),
+            ("sap_data_intelligence_replication", lambda: _data_intelligence_summary(sandbox)),
         ):
             started = time.monotonic()
             dag_run = load_dag(dag_id).test()
@@ -146,6 +154,18 @@ def _job_scheduling_summary() -> dict[str, Any]:
         "job": f"{job['name']} (id {job_id})",
         "runs": ", ".join(f"{r.get('runStatus')}/{r.get('runState')} HTTP {r.get('httpStatus')}" for r in runs),
         "schedules active": sum(bool(s.get("active")) for s in schedules),
+    }
+
+
+def _data_intelligence_summary(sandbox: Any) -> dict[str, Any]:
+    backend = sandbox.sap_data_intelligence
+    tasks = backend.task_monitors("RF_SALES")
+    return {
+        "flow tasks": ", ".join(
+            f"{t['name']} {t['status']} {t.get('numberOfRecordsTransferred', 0)} rec" for t in tasks
+        ),
+        "change requests": backend.change_requests,
+        "graph runs": ", ".join(f"{g['src']} {g['status']}" for g in backend.graph_list()),
     }
 
 
