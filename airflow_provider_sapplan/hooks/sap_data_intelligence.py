@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from airflow_provider_sapplan.core.auth import StaticHeaderAuth
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
-from airflow_provider_sapplan.exceptions import AuthenticationError, ConnectionConfigError, InvalidRequestError
+from airflow_provider_sapplan.exceptions import (
+    AuthenticationError,
+    ConnectionConfigError,
+    InvalidRequestError,
+    NotFoundError,
+    SapplanError,
+)
 
 PLATFORM = "SAP Data Intelligence"
 DEFAULT_RMS_API_PATH = "/app/rms/api/dt/v1"
@@ -154,6 +160,13 @@ class SapDataIntelligenceHook(PlatformHook):
             raise _with_login_hint(err) from None
         try:
             return response.json() if response.content else {}
+        except ValueError:
+            raise SapplanError(
+                f"{PLATFORM} answered {method} {path} with a body that is not JSON; check that Host is the tenant "
+                f"URL and extra 'rms_api_path' (default {DEFAULT_RMS_API_PATH}).",
+                platform=PLATFORM,
+                status_code=response.status_code,
+            ) from None
         finally:
             response.close()
 
@@ -163,7 +176,14 @@ class SapDataIntelligenceHook(PlatformHook):
             response = await client.request(method, path, **kwargs)
         except AuthenticationError as err:
             raise _with_login_hint(err) from None
-        return response.json() if response.body else {}
+        try:
+            return response.json() if response.body else {}
+        except ValueError:
+            raise SapplanError(
+                f"{PLATFORM} answered {method} {path} with a body that is not JSON; check the connection's host.",
+                platform=PLATFORM,
+                status_code=response.status,
+            ) from None
 
     def _flow_path(self, flow: str, suffix: str = "") -> str:
         self.get_conn()
@@ -198,11 +218,17 @@ class SapDataIntelligenceHook(PlatformHook):
         return as_list(await self._ajson("GET", await self._aflow_path(flow, "/taskMonitors")))
 
     def change_request_status(self, flow: str) -> dict[str, Any]:
-        """The status of the flow's LAST change request, by anyone."""
-        return self._json("GET", self._flow_path(flow, "/changerequeststatus"))
+        """The status of the flow's LAST change request, by anyone ({} while DI shows none: 404)."""
+        try:
+            return self._json("GET", self._flow_path(flow, "/changerequeststatus"))
+        except NotFoundError:
+            return {}
 
     async def achange_request_status(self, flow: str) -> dict[str, Any]:
-        return await self._ajson("GET", await self._aflow_path(flow, "/changerequeststatus"))
+        try:
+            return await self._ajson("GET", await self._aflow_path(flow, "/changerequeststatus"))
+        except NotFoundError:
+            return {}
 
     def task_names(self, flow: str) -> list[str]:
         """The flow's task names from its definition (the names the selective requests take)."""

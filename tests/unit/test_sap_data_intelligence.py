@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from airflow_provider_sapplan._compat import TaskDeferred
+from airflow_provider_sapplan._compat import AIRFLOW_V_3_3_PLUS, TaskDeferred
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
@@ -720,3 +720,62 @@ async def test_change_request_trigger_succeeds_on_our_completed_request() -> Non
         events = [event async for event in trigger.run()]
     assert events[0].payload["status"] == "success"
     assert events[0].payload["raw_state"] == "change_request:COMPLETED"
+
+
+def test_change_request_404_means_not_visible_yet(api: Any) -> None:
+    api.get(f"{FLOW}/changerequeststatus", status_code=404, json={"message": "none"})
+    status = SapDataIntelligenceHook().change_request_status("RF_SALES")
+    assert evaluate_change_request(status, REF)["state"] == "NOT_YET_VISIBLE"
+
+
+def test_non_json_body_is_a_clear_error(api: Any) -> None:
+    api.get(f"{RMS}/replicationflows", text="plain text", headers={"Content-Type": "text/plain"})
+    with pytest.raises(Exception, match="not JSON"):
+        SapDataIntelligenceHook().list_flows()
+
+
+def test_connection_form_declares_the_extras() -> None:
+    pytest.importorskip("flask_appbuilder", reason="the legacy form needs the FAB UI (Airflow < 3.2)")
+    from airflow_provider_sapplan.get_provider_info import get_provider_info
+
+    conn = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}["sap_data_intelligence"]
+    widgets = SapDataIntelligenceHook.get_connection_form_widgets()
+    assert set(widgets) == set(conn["conn-fields"]) == {"tenant", "rms_api_path", "timezone"}
+    behaviour = SapDataIntelligenceHook.get_ui_field_behaviour()
+    assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
+    assert behaviour["placeholders"]["login"] == "default\\etl_user"
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="durable execution needs Airflow 3.3+")
+def test_durable_retry_reconnects_to_the_tasks_phase_without_a_new_request(api: Any) -> None:
+    put = api.put(FLOW, status_code=202, json={"url": "x"})
+    api.get(
+        f"{FLOW}/taskMonitors", [{"json": [task("VBAK", "INITIAL_RUNNING")]}, {"json": [task("VBAK", "DELTA_RUNNING")]}]
+    )
+    store = mock.MagicMock(spec_set=["get", "set"])
+    store.get.return_value = {
+        "flow": "RF_SALES",
+        "phase": "tasks",
+        "tasks": None,
+        "target_state": "delta_running",
+        "max_retrying": None,
+    }
+    op = SapDataIntelligenceStartFlowOperator(
+        task_id="s", flow_name="RF_SALES", target_state="delta_running", deferrable=False
+    )
+    result = op.execute({"ti": mock.MagicMock(stats_tags={}), "task_state_store": store})
+    assert result["tasks"][0]["status"] == "DELTA_RUNNING" and not put.called
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="durable execution needs Airflow 3.3+")
+def test_durable_store_follows_the_phase(api: Any) -> None:
+    api.put(FLOW, status_code=202, json={"url": "x"})
+    api.get(f"{FLOW}/changerequeststatus", json=cr_callback("COMPLETED"))
+    api.get(f"{FLOW}/taskMonitors", json=[task("VBAK", "DELTA_RUNNING")])
+    store = mock.MagicMock(spec_set=["get", "set"])
+    store.get.return_value = None
+    SapDataIntelligenceStartFlowOperator(
+        task_id="s", flow_name="RF_SALES", target_state="delta_running", deferrable=False
+    ).execute({"ti": mock.MagicMock(stats_tags={}), "task_state_store": store})
+    phases = [c.args[1]["phase"] for c in store.set.call_args_list]
+    assert phases == ["change_request", "tasks"]
