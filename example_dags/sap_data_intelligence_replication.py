@@ -29,6 +29,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     schedule="0 2 * * *",
     catchup=False,
+    max_active_runs=1,  # two windows at once would send competing change requests to one flow
     tags=["sap", "data-intelligence", "example"],
     default_args={
         "sap_data_intelligence_conn_id": "sap_data_intelligence_default",
