@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from airflow_provider_sapplan.core.auth import StaticHeaderAuth
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
+from airflow_provider_sapplan.core.retry import RetryPolicy
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -132,6 +133,9 @@ class SapDataIntelligenceHook(PlatformHook):
             base_url=self.host,
             auth=auth,
             status_hints=STATUS_HINTS,
+            # 409: another change request on the flow is still processing; ours was not taken, so
+            # even a change request may be sent again once the other one is done.
+            policy=RetryPolicy().with_statuses(409),
             timeout=parse_timeout(extra_field(extras, self.conn_type, "timeout"), self.conn_id) or (10.0, 60.0),
         )
 

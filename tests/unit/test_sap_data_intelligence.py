@@ -779,3 +779,12 @@ def test_durable_store_follows_the_phase(api: Any) -> None:
     ).execute({"ti": mock.MagicMock(stats_tags={}), "task_state_store": store})
     phases = [c.args[1]["phase"] for c in store.set.call_args_list]
     assert phases == ["change_request", "tasks"]
+
+
+def test_change_request_busy_409_is_sent_again(api: Any) -> None:
+    put = api.put(
+        FLOW,
+        [{"status_code": 409, "json": {"message": "still processing"}}, {"status_code": 202, "json": {"url": "x"}}],
+    )
+    assert SapDataIntelligenceHook().request_change("RF_SALES", "SUSPEND_ALL_ACTIVE_TASKS") == {"url": "x"}
+    assert put.call_count == 2
