@@ -79,6 +79,7 @@ def test_monitor_is_an_array_with_sparse_metrics_and_no_status_before_first_run(
 
 
 def test_change_request_state_machine_and_task_states(sandbox: SandboxServer) -> None:
+    sandbox.sap_data_intelligence.configure(change_request_step=15)  # 0.3 s per stage: observable under load
     put = requests.put(
         f"{sandbox.url}{RMS}/replicationflows/RF_SALES",
         params={"requestType": "RUN_OR_RESUME_ALL_INACTIVE_TASKS"},
@@ -215,3 +216,23 @@ def test_graph_stop(sandbox: SandboxServer, conn: str) -> None:
     graph = until(lambda: (g := hook.get_graph(handle))["status"] == "dead" and g)
     assert graph["message"] == "Graph stopped by user" and graph["stopped"] > 0
     assert sandbox.sap_data_intelligence.graph_stops == 1
+
+
+def test_429_and_503_on_demand_are_retried(sandbox: SandboxServer, conn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airflow_provider_sapplan.core.http.time.sleep", lambda seconds: None)
+    sandbox.faults.add(method="GET", path_regex="taskMonitors$", status=429, headers={"Retry-After": "0"}, times=1)
+    sandbox.faults.add(method="PUT", path_regex="replicationflows/RF_MARA$", status=503, times=1)
+    hook = SapDataIntelligenceHook()
+    assert hook.task_monitors("RF_MARA")[0]["name"] == "MARA"
+    assert hook.request_change("RF_MARA", "RUN_OR_RESUME_ALL_INACTIVE_TASKS")["url"].endswith("changerequeststatus")
+    assert sandbox.stats.faults_applied == 2
+    assert sandbox.sap_data_intelligence.change_requests == 1  # the 503 was not acted on; one request taken
+
+
+def test_concurrent_change_request_is_409(sandbox: SandboxServer) -> None:
+    url = f"{sandbox.url}{RMS}/replicationflows/RF_SALES"
+    first = requests.put(url, params={"requestType": "SUSPEND_ALL_ACTIVE_TASKS"}, auth=AUTH, headers=HEADERS, timeout=5)
+    second = requests.put(
+        url, params={"requestType": "SUSPEND_ALL_ACTIVE_TASKS"}, auth=AUTH, headers=HEADERS, timeout=5
+    )
+    assert first.status_code == 202 and second.status_code == 409 and "still being processed" in second.text
