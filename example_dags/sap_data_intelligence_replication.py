@@ -22,6 +22,8 @@ from airflow_provider_sapplan.operators.sap_data_intelligence import (
 )
 
 FLOW = "RF_SALES"
+# The run's start day: manual runs on Airflow 3 have no logical date (so no ``ds``).
+LOAD_DATE = "{{ (dag_run.start_date or macros.datetime.utcnow()).strftime('%Y-%m-%d') }}"
 
 with DAG(
     dag_id="sap_data_intelligence_replication",
@@ -60,8 +62,8 @@ with DAG(
     run_pipeline = SapDataIntelligenceRunGraphOperator(
         task_id="run_check_pipeline",
         graph="com.example.sales.check_replication",
-        name="airflow-{{ ds_nodash }}",
-        configuration_substitutions={"LOAD_DATE": "{{ ds }}", "FLOW": FLOW},
+        name="airflow-{{ ti.dag_id }}-{{ ti.try_number }}",
+        configuration_substitutions={"LOAD_DATE": LOAD_DATE, "FLOW": FLOW},
         deferrable=True,
         poll_interval=5,
         timeout=timedelta(minutes=30),
