@@ -122,6 +122,24 @@ def metric(metrics: Any, key: str) -> int:
         return 0
 
 
+TASK_METRIC_KEYS = (
+    "created",
+    "initialRunning",
+    "deltaRunning",
+    "suspended",
+    "error",
+    "completed",
+    "initialCompleted",
+    "total",
+)
+
+
+def task_metrics(monitor: Mapping[str, Any]) -> dict[str, int]:
+    """A flow monitor's sparse ``taskMetrics`` with every key present (missing keys are zero)."""
+    metrics = monitor.get("taskMetrics") if isinstance(monitor, Mapping) else None
+    return {key: metric(metrics, key) for key in TASK_METRIC_KEYS}
+
+
 # -- change requests -------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from airflow_provider_sapplan.jobs.sap_data_intelligence import (
     FlowWaitMixin,
     GraphStatusMixin,
     check_target_state,
+    task_metrics,
     task_summary,
 )
 from airflow_provider_sapplan.triggers.sap_data_intelligence import (
@@ -191,6 +192,7 @@ class _FlowOperator(FlowWaitMixin, RemoteJobOperator):
                 if not selected or task.get("name") in selected
             ]
         result["records_transferred"] = sum(t.get("records_transferred", 0) for t in result["tasks"])
+        result["task_metrics"] = task_metrics(self.hook.flow_monitor(ref["flow"]))
         self.log.info("Replication flow %s: %s", ref["flow"], status.get("message"))
         return result
 

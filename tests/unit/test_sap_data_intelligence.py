@@ -96,6 +96,9 @@ def api(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> Any:
         extra={"timezone": "Europe/Berlin"},
     )
     requests_mock.get(FLOW, json=DEFINITION)
+    requests_mock.get(
+        f"{RMS}/replicationflowMonitors", json=[{"name": "RF_SALES", "taskMetrics": {"deltaRunning": 2, "total": 2}}]
+    )
     return requests_mock
 
 
@@ -464,6 +467,16 @@ def test_start_flow_waits_for_change_request_then_tasks(api: Any, context: dict[
     vbak = result["tasks"][0]
     assert vbak["initial_load_end_time"] == "2024-03-01T08:40:00+00:00" and vbak["partitions"] == 4
     assert result["tasks"][1]["records_transferred"] == 0
+    assert result["task_metrics"] == {
+        "created": 0,
+        "initialRunning": 0,
+        "deltaRunning": 2,
+        "suspended": 0,
+        "error": 0,
+        "completed": 0,
+        "initialCompleted": 0,
+        "total": 2,
+    }
     # Airflow 3.3 asks for the result again after polling: no extra requests.
     pushed = {c.kwargs["key"]: c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list}
     assert pushed["sap_data_intelligence_flow_url"].endswith("/replicationflows/RF_SALES")
