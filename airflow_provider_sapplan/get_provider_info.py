@@ -16,6 +16,7 @@ PLATFORMS: tuple[tuple[str, str, str], ...] = (
     ("Anaplan", "anaplan", "https://help.anaplan.com/"),
     ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
     ("SAP Cloud Integration", "sap_cloud_integration", "https://help.sap.com/docs/cloud-integration"),
+    ("SAP Data Intelligence", "sap_data_intelligence", "https://help.sap.com/docs/SAP_DATA_INTELLIGENCE"),
 )
 
 
@@ -40,5 +41,7 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_sapplan.operators.anaplan.AnaplanModelLink",
             "airflow_provider_sapplan.operators.sap_job_scheduling.SapJobSchedulingJobLink",
             "airflow_provider_sapplan.operators.sap_cloud_integration.SapCloudIntegrationLink",
+            "airflow_provider_sapplan.operators.sap_data_intelligence.SapDataIntelligenceFlowLink",
+            "airflow_provider_sapplan.operators.sap_data_intelligence.SapDataIntelligenceGraphLink",
         ],
     }

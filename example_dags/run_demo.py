@@ -69,6 +69,13 @@ def sandbox_connections(url: str) -> dict[str, dict[str, Any]]:
                 },
             },
         },
+        "sap_data_intelligence_default": {
+            "conn_type": "sap_data_intelligence",
+            "host": f"{url}/sap-data-intelligence",
+            "login": "default\\etl_user",
+            "password": "di-secret",
+            "extra": {"timezone": "Europe/Berlin"},
+        },
     }
 
 
@@ -116,6 +123,7 @@ def main() -> int:
             ("anaplan_planning_cycle", lambda: _anaplan_summary(sandbox, output)),
             ("sap_job_scheduling_run", _job_scheduling_summary),
             ("sap_cloud_integration_release", lambda: _cloud_integration_summary(sandbox)),
+            ("sap_data_intelligence_replication", lambda: _data_intelligence_summary(sandbox)),
         ):
             started = time.monotonic()
             dag_run = load_dag(dag_id).test()
@@ -181,6 +189,18 @@ def _cloud_integration_summary(sandbox: Any) -> dict[str, Any]:
         "flow calls": counters.get("flow_calls", 0),
         "messages": ", ".join(f"{m['MessageGuid']} {m['Status']}" for m in messages) or "none",
         "undeploys": counters.get("undeploys", 0),
+    }
+
+
+def _data_intelligence_summary(sandbox: Any) -> dict[str, Any]:
+    backend = sandbox.sap_data_intelligence
+    tasks = backend.task_monitors("RF_SALES")
+    return {
+        "flow tasks": ", ".join(
+            f"{t['name']} {t['status']} {t.get('numberOfRecordsTransferred', 0)} rec" for t in tasks
+        ),
+        "change requests": backend.change_requests,
+        "graph runs": ", ".join(f"{g['src']} {g['status']}" for g in backend.graph_list()),
     }
 
 

@@ -124,10 +124,26 @@ def _sap_cloud_integration(url: str) -> FormCase:
     )
 
 
+def _sap_data_intelligence(url: str) -> FormCase:
+    return FormCase(
+        good={
+            "host": f"{url}/sap-data-intelligence",
+            "login": "default\\etl_user",
+            "password": "di-secret",
+            "rms_api_path": "/app/rms/api/dt/v1",
+            "timezone": "Europe/Berlin",
+            "timeout": "10, 60",
+        },
+        bad={"password": "not-the-password"},
+        variants=({"login": "etl_user", "tenant": "default"},),
+    )
+
+
 FORM_CASES: dict[str, Callable[[str], FormCase]] = {
     "anaplan": _anaplan,
     "sap_job_scheduling": _sap_job_scheduling,
     "sap_cloud_integration": _sap_cloud_integration,
+    "sap_data_intelligence": _sap_data_intelligence,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from airflow_provider_sapplan.connections.anaplan import ANAPLAN_FORM
 from airflow_provider_sapplan.connections.sap_cloud_integration import SAP_CLOUD_INTEGRATION_FORM
+from airflow_provider_sapplan.connections.sap_data_intelligence import SAP_DATA_INTELLIGENCE_FORM
 from airflow_provider_sapplan.connections.sap_job_scheduling import SAP_JOB_SCHEDULING_FORM
 from airflow_provider_sapplan.core.forms import ConnectionForm
 
@@ -18,6 +19,7 @@ CONNECTION_FORMS: tuple[ConnectionForm, ...] = (
     ANAPLAN_FORM,
     SAP_JOB_SCHEDULING_FORM,
     SAP_CLOUD_INTEGRATION_FORM,
+    SAP_DATA_INTELLIGENCE_FORM,
 )
 
 

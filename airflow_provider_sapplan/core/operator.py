@@ -9,7 +9,10 @@ class owns the rest:
   timeout; the trigger enforces the wall-clock deadline itself;
 * on Airflow 3.3+ the non-deferrable path is durable (``ResumableJobMixin``): a retry reconnects
   to the job it already started instead of starting a second one;
-* ``on_kill`` and a timed-out wait cancel the remote job (best effort) when ``cancel_on_kill``.
+* ``on_kill`` and a timed-out wait cancel the remote job (best effort) when ``cancel_on_kill``;
+* multi-phase waits: when :meth:`RemoteJobOperator.next_ref` returns a reference for a phase that
+  succeeded (a change request accepted, then the tasks it started), waiting carries on with that
+  reference in the worker or in a new trigger, under the same deadline.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self._ref: dict[str, Any] | None = None
         self._deadline: float | None = None
-        self._finished: tuple[dict[str, Any], Any] | None = None
+        self._completed: tuple[Any, Any] | None = None
 
     # -- platform API (plus RemoteJobMixin's fetch/outcome/raw_state/succeeded/failed) -------------
 
@@ -115,6 +118,16 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     def not_waiting_result(self, ref: dict[str, Any]) -> Any:
         return ref
 
+    def next_ref(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any] | None:
+        """Multi-phase waits: the reference to wait on after ``ref`` succeeded, or None when done.
+
+        The default (one phase) is None. A platform whose work has phases (a request is accepted,
+        then the objects it changed settle) returns the next phase's reference, which must differ
+        from ``ref``; it may start the next phase's remote work. The wait then continues with it.
+        Give it a ``"deadline"`` key (``self._deadline``) so a deferred wait keeps its deadline.
+        """
+        return None
+
     # -- execution -------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
@@ -122,8 +135,17 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         if not self.wait_for_completion:
             return self.not_waiting_result(self.submit_job(context))
         if self.deferrable:
-            ref = self.submit_job(context)
+            return self._finish_or_defer(self.submit_job(context), context)
+        return self.execute_resumable(context)
+
+    def _finish_or_defer(self, ref: dict[str, Any], context: Any) -> Any:
+        """Check once (following finished phases); finish, or defer to the trigger for ``ref``."""
+        while True:
             status = self.fetch(ref)
+            following = self._following_ref(ref, status, context)
+            if following is not None:
+                ref = following
+                continue
             if self.outcome(status).is_terminal:
                 return self._finish(ref, status, context)
             self.defer(
@@ -131,7 +153,21 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
                 method_name="execute_complete",
                 timeout=None,
             )
-        return self.execute_resumable(context)
+
+    def _following_ref(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> dict[str, Any] | None:
+        """The next phase's reference when ``ref`` succeeded and has one (remembered for retries)."""
+        if self.outcome(status) is not Outcome.SUCCEEDED:
+            return None
+        following = self.next_ref(ref, status, context)
+        if following is None or following == ref:
+            return None
+        self._ref = following
+        self.log.info("%s done (%s); now waiting on %s.", ref, self.raw_state(status), following)
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        if store is not None and self.durable:
+            # A retry on Airflow 3.3+ reconnects to the current phase, not the first one.
+            store.set(self.external_id_key, following)
+        return following
 
     def submit_job(self, context: Any) -> dict[str, Any]:
         ref = self.submit(context)
@@ -160,6 +196,7 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         return status.startswith(f"{Outcome.SUCCEEDED.value}:")
 
     def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+        first = external_id
         self._ref = external_id
         schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
         outage = OutageTolerance(self.outage_window)
@@ -174,8 +211,15 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
             else:
                 outage.recovered()
                 raw = self.raw_state(status)
+                following = self._following_ref(external_id, status, context)
+                if following is not None:
+                    external_id = following
+                    schedule = PollSchedule(self.poll_interval, self.max_poll_interval)
+                    continue
                 if self.outcome(status).is_terminal:
-                    return self._finish(external_id, status, context)
+                    result = self._finish(external_id, status, context)
+                    self._completed = (first, result)
+                    return result
             now = time.time()
             if self._deadline is not None and now >= self._deadline:
                 self._timed_out(external_id, raw)
@@ -186,18 +230,17 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
             time.sleep(wait)
 
     def get_job_result(self, external_id: Any, context: Any) -> Any:
-        # Airflow 3.3's mixin asks for the result right after poll_until_complete has finished the job:
-        # answer from that finish instead of fetching, downloading and logging success a second time.
-        if self._finished is not None and self._finished[0] == external_id:
-            return self._finished[1]
-        return self._finish(external_id, self.fetch(external_id), context)
+        # Airflow 3.3 asks for the result right after poll_until_complete: reuse it instead of
+        # fetching (and judging) the job a second time.
+        completed = getattr(self, "_completed", None)
+        if completed is not None and completed[0] == external_id:
+            return completed[1]
+        return self.poll_until_complete(external_id, context)
 
     def _finish(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
         """Turn a terminal status into the task's result or error, once per task try."""
         if self.outcome(status) is Outcome.SUCCEEDED:
-            result = self.succeeded(ref, status, context)
-            self._finished = (ref, result)
-            return result
+            return self.succeeded(ref, status, context)
         self.failed(ref, status, context)
 
     def _timed_out(self, ref: dict[str, Any], raw_state: str | None) -> NoReturn:
@@ -219,6 +262,13 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         ref = event.get("ref") or {}
         self._ref = ref
         status = event["status"]
+        if status == "success" and self._deadline is None:
+            # A multi-phase reference may carry the wait's deadline (the event repeats the ref's keys).
+            self._deadline = event.get("deadline")
+        if status == "success":
+            following = self._following_ref(ref, event.get("result") or {}, context)
+            if following is not None:
+                return self._finish_or_defer(following, context)
         if status in ("success", "failed"):
             return self._finish(ref, event.get("result") or {}, context)
         if status == "timeout":

@@ -37,6 +37,10 @@ class RemoteJobMixin:
         """Raise the error for a job that ended unsuccessfully."""
         raise NotImplementedError
 
+    def trigger_class_for(self, ref: dict[str, Any]) -> type[RemoteJobTrigger]:
+        """The trigger that waits on ``ref`` (a multi-phase wait picks one per phase)."""
+        return self.trigger_class
+
     def build_trigger(
         self,
         ref: dict[str, Any],
@@ -47,7 +51,7 @@ class RemoteJobMixin:
         cancel_on_kill: bool,
         outage_window: float | None = None,
     ) -> RemoteJobTrigger:
-        return self.trigger_class(
+        return self.trigger_class_for(ref)(
             conn_id=getattr(self, self.conn_id_field),
             ref=ref,
             poll_interval=poll_interval,

@@ -43,12 +43,18 @@ from .routing import (
     parse_query,
 )
 from .sap_cloud_integration import CloudIntegrationBackend, SapCloudIntegrationPlatform
+from .sap_data_intelligence import DataIntelligenceBackend, SapDataIntelligencePlatform
 from .sap_job_scheduling import JobSchedulingBackend, SapJobSchedulingPlatform
 from .stats import Stats
 from .storage import make_data_dir
 
 #: Every emulated platform. Adding one = writing its module and listing its Platform class here.
-PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform, SapJobSchedulingPlatform, SapCloudIntegrationPlatform)
+PLATFORMS: tuple[type[Platform], ...] = (
+    AnaplanPlatform,
+    SapJobSchedulingPlatform,
+    SapCloudIntegrationPlatform,
+    SapDataIntelligencePlatform,
+)
 
 _REASONS = {
     400: "Bad Request",
@@ -379,6 +385,13 @@ class SandboxServer:
         """The SAP Cloud Integration backend (configuration and inspection from Python)."""
         platform = self.platforms["sap_cloud_integration"]
         assert isinstance(platform, SapCloudIntegrationPlatform)
+        return platform.backend
+
+    @property
+    def sap_data_intelligence(self) -> DataIntelligenceBackend:
+        """The SAP Data Intelligence backend (flows, graphs, injected failures) from Python."""
+        platform = self.platforms["sap_data_intelligence"]
+        assert isinstance(platform, SapDataIntelligencePlatform)
         return platform.backend
 
     def reset(self) -> None:

@@ -26,3 +26,8 @@ def test_example_dag_succeeds(dag_id: str, live: SandboxServer, airflow_db: Path
         assert dict(live.stats.tasks_started) == {"112000000001": 1, "118000000001": 1, "116000000001": 1}
         assert (airflow_db / "forecast.csv").stat().st_size > 0
         assert live.stats.auth_requests["anaplan"] == 1
+    if dag_id == "sap_data_intelligence_replication":
+        backend = live.sap_data_intelligence
+        assert backend.change_requests == 2 and backend.graph_starts == 1  # resume + suspend; one pipeline run
+        statuses = {t["name"]: t["status"] for t in backend.task_monitors("RF_SALES")}
+        assert statuses == {"VBAK": "SUSPENDED", "VBAP": "SUSPENDED", "KNA1": "COMPLETED"}
