@@ -42,12 +42,13 @@ from .routing import (
     normalize_path,
     parse_query,
 )
+from .sap_analytics_cloud import SapAnalyticsCloudPlatform
 from .sap_job_scheduling import JobSchedulingBackend, SapJobSchedulingPlatform
 from .stats import Stats
 from .storage import make_data_dir
 
 #: Every emulated platform. Adding one = writing its module and listing its Platform class here.
-PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform, SapJobSchedulingPlatform)
+PLATFORMS: tuple[type[Platform], ...] = (AnaplanPlatform, SapJobSchedulingPlatform, SapAnalyticsCloudPlatform)
 
 _REASONS = {
     400: "Bad Request",
