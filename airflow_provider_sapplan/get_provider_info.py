@@ -87,9 +87,44 @@ SAP_JOB_SCHEDULING_CONN_FIELDS: dict[str, Any] = {
     },
 }
 
+# --- SAP Analytics Cloud connection form (begin) ---------------------------------------------------
+SAP_ANALYTICS_CLOUD_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {"host": "Tenant URL", "login": "OAuth client id", "password": "OAuth client secret"},
+    "placeholders": {
+        "host": "https://acme.eu10.hcs.cloud.sap",
+        "login": "sb-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d!b12345|client!b3650",
+        "token_url": "https://acme.authentication.eu10.hana.ondemand.com/oauth/token",
+        "tenant": "G",
+    },
+}
+
+SAP_ANALYTICS_CLOUD_CONN_FIELDS: dict[str, Any] = {
+    "token_url": {
+        "label": "Token URL",
+        "description": "Required. System > Administration > App Integration shows it, e.g. "
+        "https://acme.authentication.eu10.hana.ondemand.com/oauth/token (same region as the tenant).",
+        "schema": _STRING,
+    },
+    "tenant": {
+        "label": "Tenant letter (data management)",
+        "description": "The tenant= parameter of the data-management service, e.g. G; needed only by the "
+        "schedule operator and sensor.",
+        "schema": _STRING,
+    },
+    "refresh_token": {
+        "label": "Refresh token (user context)",
+        "description": "Optional. A refresh token from an 'Interactive Usage' OAuth client (authorization-code "
+        "flow); Multi Actions need it, and tenants whose data-management service rejects technical tokens.",
+        "schema": _SECRET,
+    },
+}
+# --- SAP Analytics Cloud connection form (end) -----------------------------------------------------
+
 PLATFORMS: tuple[tuple[str, str, str], ...] = (
     ("Anaplan", "anaplan", "https://help.anaplan.com/"),
     ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
+    ("SAP Analytics Cloud", "sap_analytics_cloud", "https://help.sap.com/docs/SAP_ANALYTICS_CLOUD"),
 )
 
 
@@ -124,9 +159,17 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": SAP_JOB_SCHEDULING_UI_FIELD_BEHAVIOUR,
                 "conn-fields": SAP_JOB_SCHEDULING_CONN_FIELDS,
             },
+            {
+                "hook-class-name": "airflow_provider_sapplan.hooks.sap_analytics_cloud.SapAnalyticsCloudHook",
+                "hook-name": "SAP Analytics Cloud",
+                "connection-type": "sap_analytics_cloud",
+                "ui-field-behaviour": SAP_ANALYTICS_CLOUD_UI_FIELD_BEHAVIOUR,
+                "conn-fields": SAP_ANALYTICS_CLOUD_CONN_FIELDS,
+            },
         ],
         "extra-links": [
             "airflow_provider_sapplan.operators.anaplan.AnaplanModelLink",
             "airflow_provider_sapplan.operators.sap_job_scheduling.SapJobSchedulingJobLink",
+            "airflow_provider_sapplan.operators.sap_analytics_cloud.SapAnalyticsCloudTenantLink",
         ],
     }
