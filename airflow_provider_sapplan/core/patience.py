@@ -28,7 +28,7 @@ def call_until_accepted(
     what: str,
     first_interval: float = 10.0,
     max_interval: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     max_wait_without_deadline: float = 3600.0,
 ) -> T:
     """Call ``call`` until it does not raise one of ``busy``; the last refusal is raised at the deadline.
@@ -48,7 +48,7 @@ def call_until_accepted(
                 raise
             wait = max(0.0, min(schedule.next_interval(), deadline - now))
             log.warning("Could not %s yet (%s); trying again in %.0fs.", what, refusal, wait)
-            sleep(wait)
+            (sleep or time.sleep)(wait)
 
 
 def wait_until(
@@ -58,7 +58,7 @@ def wait_until(
     what: str,
     first_interval: float = 10.0,
     max_interval: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> None:
     """Poll ``condition`` (returning ``(done, description)``) until done; raise at the deadline."""
     schedule = PollSchedule(first_interval, max_interval)
@@ -73,4 +73,4 @@ def wait_until(
         if deadline is not None:
             wait = max(0.0, min(wait, deadline - now))
         log.info("Waiting for %s: %s; checking again in %.0fs.", what, description, wait)
-        sleep(wait)
+        (sleep or time.sleep)(wait)

@@ -110,7 +110,7 @@ def test_cache_key_covers_every_part_of_the_identity() -> None:
         RefreshTokenGrant(refresh_token="r2", **base).cache_key,
     }
     assert len(keys) == 5
-    assert all("s" != k and "r1" not in k for k in keys)
+    assert all(k != "s" and "r1" not in k for k in keys)
     assert "secret" not in repr(RefreshTokenGrant(refresh_token="r1", **{**base, "client_secret": "secret"}))
 
 
@@ -139,7 +139,7 @@ def test_csrf_fetched_and_refetched_once_on_403(api: Any) -> None:
         ],
     )
     assert SapAnalyticsCloudHook().validate_import_job("J1")["jobStatus"] == "READY_FOR_WRITE"
-    fetch1, post1, fetch2, post2 = [r for r in api.request_history if r.url.startswith(HOST)]
+    fetch1, post1, _fetch2, post2 = [r for r in api.request_history if r.url.startswith(HOST)]
     assert fetch1.headers["X-CSRF-Token"].lower() == "fetch"
     assert post1.headers["X-CSRF-Token"] == "csrf-1" and post2.headers["X-CSRF-Token"] == "csrf-2"
     # requests-mock does not fill the session's cookie jar: cookies are asserted against the real
@@ -235,7 +235,9 @@ def test_multi_action_needs_a_user_token_before_any_call(api: Any) -> None:
 def test_multi_action_id_colon_is_literal_and_403_explained(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     connect(monkeypatch, refresh_token="rt")
     url = f"{HOST}/api/v1/multiActions/t.G:MA1/executions"
-    api.post(url, [{"status_code": 202, "json": {"executionId": "E1"}}, {"status_code": 403, "json": {"message": "no"}}])
+    api.post(
+        url, [{"status_code": 202, "json": {"executionId": "E1"}}, {"status_code": 403, "json": {"message": "no"}}]
+    )
     hook = SapAnalyticsCloudHook()
     assert hook.start_multi_action("t.G:MA1", [{"parameterId": "Rate", "value": 1}]) == "E1"
     assert api.request_history[-1].json() == {"parameterValues": [{"parameterId": "Rate", "value": 1}]}
