@@ -147,7 +147,7 @@ def _anaplan_summary(sandbox: Any, output: Path) -> dict[str, Any]:
 def _sac_summary(sandbox: Any) -> dict[str, Any]:
     backend = sandbox.platforms["sap_analytics_cloud"].backend
     jobs = [f"{job.job_id} {job.status} ({len(job.rows)} rows)" for job in backend.jobs.values()]
-    started = {k: v for k, v in sandbox.stats.tasks_started.items() if k.startswith("sac:") and ":token:" not in k}
+    started = {k: v for k, v in sandbox.stats.tasks_started.items() if k.startswith("sac:")}
     return {
         "import jobs": ", ".join(jobs) or "none",
         "started": started,

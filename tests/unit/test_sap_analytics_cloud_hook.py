@@ -261,3 +261,70 @@ def test_invalid_rows_and_delete(api: Any) -> None:
     assert hook.invalid_rows("J1") == [{"row": {}, "reason": "x"}]
     assert hook.delete_import_job("J1") is True
     assert hook.delete_import_job("J1") is False
+
+
+# -- provider registration, secrets, core helpers ---------------------------------------------------
+
+
+def test_connection_form_matches_the_provider_info() -> None:
+    pytest.importorskip("flask_appbuilder", reason="the legacy form needs the FAB UI (Airflow < 3.2)")
+    from airflow_provider_sapplan.get_provider_info import get_provider_info
+
+    conn = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}["sap_analytics_cloud"]
+    assert set(SapAnalyticsCloudHook.get_connection_form_widgets()) == set(conn["conn-fields"])
+    behaviour = SapAnalyticsCloudHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == conn["ui-field-behaviour"]["hidden-fields"]
+    assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
+
+
+def test_provider_info_lists_every_sac_module() -> None:
+    import importlib
+
+    from airflow_provider_sapplan.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    for role in ("hooks", "operators", "sensors", "triggers"):
+        modules = [m for entry in info[role] for m in entry["python-modules"] if m.endswith("sap_analytics_cloud")]
+        assert modules and importlib.import_module(modules[0])
+    assert any(link.endswith("SapAnalyticsCloudTenantLink") for link in info["extra-links"])
+
+
+def test_no_secret_reaches_xcom_or_trigger_kwargs(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from unittest import mock
+
+    from airflow_provider_sapplan._compat import TaskDeferred
+    from airflow_provider_sapplan.operators.sap_analytics_cloud import SapAnalyticsCloudRunMultiActionOperator
+
+    connect(monkeypatch, refresh_token="REFRESH-SECRET")
+    api.post(TOKEN_URL, json={"access_token": "ACCESS-SECRET", "expires_in": 3600})
+    api.post(f"{HOST}/api/v1/multiActions/t.G:MA/executions", json={"executionId": "E1"})
+    api.get(f"{HOST}/api/v1/multiActions/t.G:MA/executions/E1", json={"status": "running"})
+    ti = mock.MagicMock()
+    op = SapAnalyticsCloudRunMultiActionOperator(task_id="t", multi_action_id="t.G:MA", deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": ti})
+    pushed = json.dumps([c.kwargs for c in ti.xcom_push.call_args_list])
+    kwargs = json.dumps(deferred.value.trigger.serialize()[1])
+    assert "https://acme.eu10.hcs.cloud.sap/sap/fpa/ui/app.html" in pushed
+    for secret in ("REFRESH-SECRET", "ACCESS-SECRET", "client-secret", "csrf-1"):
+        assert secret not in pushed and secret not in kwargs and secret not in repr(op)
+
+
+def test_token_answer_without_access_token_names_the_token_url() -> None:
+    grant = ClientCredentialsGrant(platform="SAC", token_url=TOKEN_URL, client_id="c", client_secret="s")
+    with pytest.raises(AuthenticationError, match="/oauth/token"):
+        grant.parse_token({"error": "nope"})
+    assert grant.parse_token({"access_token": "a", "expires_in": "bad"}).lifetime == pytest.approx(3600, abs=1)
+
+
+def test_wait_until_raises_at_the_deadline() -> None:
+    import time
+
+    from airflow_provider_sapplan.core.patience import wait_until
+    from airflow_provider_sapplan.exceptions import RemoteJobTimeoutError
+
+    slept: list[float] = []
+    with pytest.raises(RemoteJobTimeoutError, match="still busy"):
+        wait_until(lambda: (False, "busy"), deadline=time.time() + 0.05, what="x", sleep=slept.append)
+    assert slept and all(s <= 0.05 for s in slept)

@@ -215,7 +215,6 @@ class SacBackend:
             ttl = self.context.token_ttl
             value = secrets.token_urlsafe(24)
             self.tokens[value] = Token(value, client_id, purpose, self.now() + ttl)
-            self.context.stats.record_task_started(f"sac:token:{grant}")
             return {"access_token": value, "token_type": "bearer", "expires_in": int(ttl), "scope": "", **body}
 
     def token(self, value: str) -> Token | None:
