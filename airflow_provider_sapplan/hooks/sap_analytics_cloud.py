@@ -444,7 +444,9 @@ class SapAnalyticsCloudHook(PlatformHook):
         """The model's data-management schedules with their refresh logs (``getScheduleLogsByModel``)."""
         params = self._tenant_params("getScheduleLogsByModel")
         with self._errors(f"the schedule logs of model {model_name}"):
-            payload = self.client.post_json(DATA_INTEGRATION, params=params, json=self._logs_body(model_name))
+            payload = self.client.post_json(  # a read: safe to repeat after a timeout
+                DATA_INTEGRATION, params=params, json=self._logs_body(model_name), idempotent=True
+            )
         data = self._di_data(payload, "getScheduleLogsByModel")
         return list(data) if isinstance(data, list) else []
 

@@ -182,3 +182,17 @@ def test_rotated_refresh_token_is_used_by_later_hooks(live: SandboxServer, sac: 
     TOKEN_CACHE.clear()
     assert "refresh token" in SapAnalyticsCloudHook().check_connection()  # the original one is void now
     assert live.stats.auth_requests["sap_analytics_cloud"] == 2
+
+
+def test_429_on_job_creation_is_retried_without_a_second_job(live: SandboxServer, sac: Any) -> None:
+    live.faults.add(
+        method="POST",
+        path_regex=r"/dataimport/models/[^/]+/factData$",
+        status=429,
+        headers={"Retry-After": "0"},
+        times=2,
+    )
+    with mock.patch("airflow_provider_sapplan.core.http.time.sleep"):
+        job_id = SapAnalyticsCloudHook().create_import_job(MODEL_ID, "factData", {})
+    assert list(sac.jobs) == [job_id]
+    assert live.stats.count("POST", "/sap-analytics-cloud/tenant/api/v1/dataimport/models/{model}/{import_type}") == 3

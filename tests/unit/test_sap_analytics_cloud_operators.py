@@ -14,7 +14,7 @@ from unittest import mock
 
 import pytest
 
-from airflow_provider_sapplan._compat import TaskDeferred
+from airflow_provider_sapplan._compat import AIRFLOW_V_3_3_PLUS, TaskDeferred
 from airflow_provider_sapplan.core.patience import call_until_accepted
 from airflow_provider_sapplan.exceptions import (
     InvalidRequestError,
@@ -610,3 +610,15 @@ async def test_schedule_trigger_times_out_the_grace_window_as_failure() -> None:
     ):
         (fired,) = await run_trigger(SapAnalyticsCloudScheduleTrigger(conn_id="c", ref=ref))
     assert fired.payload["status"] == "failed" and fired.payload["raw_state"] == "NO_LOG"
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="durable execution needs Airflow 3.3+")
+def test_durable_retry_reconnects_to_its_import_job(api: Any) -> None:
+    api.get(f"{DI}/jobs/J1/status", [{"json": {"jobStatus": "PROCESSING"}}, {"json": {"jobStatus": "COMPLETED"}}])
+    store = mock.MagicMock(spec_set=["get", "set"])
+    store.get.return_value = {"job_id": "J1", "model_id": "M1", "import_type": "factData", "owned": True}
+    result = import_op(rows=[{"Version": "v"}], mapping=None, deferrable=False).execute(
+        {"ti": mock.MagicMock(stats_tags={}), "task_state_store": store}
+    )
+    assert result["job_id"] == "J1"
+    assert not [r for r in api.request_history if r.method == "POST" and "/dataimport/" in r.path]
