@@ -121,6 +121,8 @@ def translate_error(err: SapplanError, what: str, *, user_token: bool) -> Sappla
     if isinstance(err, AuthenticationError) and err.status_code == 200:
         return AuthenticationError(login_page_message(what), platform=PLATFORM, status_code=200, details=details)
     number = error_number(message)
+    if number is None and "oauth client is not allowed" in message.lower():
+        number = 3401  # the data-management service words it without the number
     if number is None:
         return err
     details["sac_error"] = number

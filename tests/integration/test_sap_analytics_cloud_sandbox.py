@@ -18,6 +18,7 @@ from airflow_provider_sapplan.core.oauth_grants import ROTATED_REFRESH_TOKENS
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
+    PermissionDeniedError,
     RemoteJobFailedError,
     ResourceBusyError,
 )
@@ -196,3 +197,12 @@ def test_429_on_job_creation_is_retried_without_a_second_job(live: SandboxServer
         job_id = SapAnalyticsCloudHook().create_import_job(MODEL_ID, "factData", {})
     assert list(sac.jobs) == [job_id]
     assert live.stats.count("POST", "/sap-analytics-cloud/tenant/api/v1/dataimport/models/{model}/{import_type}") == 3
+
+
+def test_oauth_client_not_allowed_on_dataintegration_names_the_fix(
+    live: SandboxServer, sac: Any, technical: str
+) -> None:
+    sac.configure(technical_token_on_dataintegration="400")
+    with pytest.raises(PermissionDeniedError, match="Interactive Usage") as err:
+        SapAnalyticsCloudHook(technical).schedule_logs(MODEL_NAME)
+    assert err.value.details["sac_error"] == 3401
