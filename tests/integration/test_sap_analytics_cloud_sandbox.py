@@ -206,3 +206,22 @@ def test_oauth_client_not_allowed_on_dataintegration_names_the_fix(
     with pytest.raises(PermissionDeniedError, match="Interactive Usage") as err:
         SapAnalyticsCloudHook(technical).schedule_logs(MODEL_NAME)
     assert err.value.details["sac_error"] == 3401
+
+
+def test_expired_csrf_session_is_refetched_once_sync_and_async(live: SandboxServer, sac: Any) -> None:
+    hook = SapAnalyticsCloudHook()
+    hook.run_schedule({"scheduleId": SCHEDULE_ID, "mappingId": MAPPING_ID})
+    sac.drop_sessions()  # the FPA session timed out: the next write answers 403 x-csrf-token: Required
+    assert hook.schedule_logs(MODEL_NAME)[0]["scheduleId"] == SCHEDULE_ID
+    assert live.stats.count("GET", "/sap-analytics-cloud/tenant/api/v1/csrf") == 2
+
+    async def twice() -> None:
+        async_hook = SapAnalyticsCloudHook()
+        await async_hook.aschedule_logs(MODEL_NAME)
+        sac.drop_sessions()
+        await async_hook.aschedule_logs(MODEL_NAME)
+        await async_hook.aclose()
+
+    asyncio.run(twice())
+    assert live.stats.count("GET", "/sap-analytics-cloud/tenant/api/v1/csrf") == 4
+    assert live.stats.statuses[403] == 2
