@@ -253,7 +253,7 @@ class SapAnalyticsCloudRunMultiActionOperator(MultiActionStatusMixin, _SacOperat
         dict is sent as the value as-is, anything else is a plain value.
     :param fail_on_warning: fail when the execution ends with a warning (default: succeed and log it).
 
-    SAC cannot stop an execution: ``cancel_on_kill`` has no effect here.
+    SAC cannot stop an execution: ``cancel_on_kill`` defaults to False and only logs that it keeps running.
     """
 
     template_fields = ("multi_action_id", "parameters")
@@ -270,6 +270,7 @@ class SapAnalyticsCloudRunMultiActionOperator(MultiActionStatusMixin, _SacOperat
         fail_on_warning: bool = False,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("cancel_on_kill", False)  # SAC cannot stop an execution: never claim it was
         super().__init__(**kwargs)
         self.multi_action_id = multi_action_id
         self.parameters = parameters
@@ -335,6 +336,7 @@ class SapAnalyticsCloudRunScheduleOperator(ScheduleRunStatusMixin, _SacOperator)
         rejections_destination: Any = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("cancel_on_kill", False)  # the service has no cancel call: never claim it was
         super().__init__(**kwargs)
         self.schedule_id = schedule_id
         self.mapping_id = mapping_id
