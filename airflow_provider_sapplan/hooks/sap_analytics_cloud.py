@@ -114,7 +114,7 @@ def login_page_message(what: str) -> str:
     )
 
 
-def translate_error(err: SapplanError, what: str, *, user_token: bool) -> SapplanError:
+def translate_error(err: SapplanError, what: str) -> SapplanError:
     """SAC's answer turned into an error whose message names the fix (error numbers, login pages)."""
     message = err.message
     details = dict(err.details)
@@ -249,7 +249,7 @@ class SapAnalyticsCloudHook(PlatformHook):
         try:
             yield
         except SapplanError as err:
-            raise translate_error(err, what, user_token=self.user_token) from None
+            raise translate_error(err, what) from None
 
     def check_connection(self) -> str:
         with self._errors("the model list"):

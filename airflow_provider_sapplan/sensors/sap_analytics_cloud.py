@@ -85,6 +85,10 @@ class SapAnalyticsCloudScheduleSensor(ScheduleRunStatusMixin, RemoteJobSensor):
         self.model_name = model_name
         self.started_after = started_after
         self.clock_skew = clock_skew.total_seconds() if isinstance(clock_skew, timedelta) else float(clock_skew)
+        if self.clock_skew < 0:
+            raise ValueError("clock_skew must not be negative.")
+        if isinstance(started_after, str) and "{{" not in started_after and parse_time(started_after) is None:
+            raise ValueError(f"started_after {started_after!r} is not ISO-8601 text (e.g. 2026-03-01T06:00:00Z).")
         self.fail_on_rejected_rows = fail_on_rejected_rows
         self.rejections_destination = rejections_destination
         self.sap_analytics_cloud_conn_id = sap_analytics_cloud_conn_id

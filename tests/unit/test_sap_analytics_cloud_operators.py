@@ -622,3 +622,11 @@ def test_durable_retry_reconnects_to_its_import_job(api: Any) -> None:
     )
     assert result["job_id"] == "J1"
     assert not [r for r in api.request_history if r.method == "POST" and "/dataimport/" in r.path]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"started_after": "yesterday"}, "ISO-8601"), ({"clock_skew": -1}, "negative")]
+)
+def test_schedule_sensor_arguments_checked_at_construction(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SapAnalyticsCloudScheduleSensor(task_id="s", schedule_id=SCHEDULE, model_name="t.G:M", **kwargs)
