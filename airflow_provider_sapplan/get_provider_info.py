@@ -17,6 +17,7 @@ PLATFORMS: tuple[tuple[str, str, str], ...] = (
     ("SAP BTP Job Scheduling", "sap_job_scheduling", "https://help.sap.com/docs/job-scheduling"),
     ("SAP Cloud Integration", "sap_cloud_integration", "https://help.sap.com/docs/cloud-integration"),
     ("SAP Data Intelligence", "sap_data_intelligence", "https://help.sap.com/docs/SAP_DATA_INTELLIGENCE"),
+    ("SAP Analytics Cloud", "sap_analytics_cloud", "https://help.sap.com/docs/SAP_ANALYTICS_CLOUD"),
 )
 
 
@@ -43,5 +44,6 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_sapplan.operators.sap_cloud_integration.SapCloudIntegrationLink",
             "airflow_provider_sapplan.operators.sap_data_intelligence.SapDataIntelligenceFlowLink",
             "airflow_provider_sapplan.operators.sap_data_intelligence.SapDataIntelligenceGraphLink",
+            "airflow_provider_sapplan.operators.sap_analytics_cloud.SapAnalyticsCloudTenantLink",
         ],
     }

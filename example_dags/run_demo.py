@@ -76,6 +76,17 @@ def sandbox_connections(url: str) -> dict[str, dict[str, Any]]:
             "password": "di-secret",
             "extra": {"timezone": "Europe/Berlin"},
         },
+        "sap_analytics_cloud_default": {
+            "conn_type": "sap_analytics_cloud",
+            "host": f"{url}/sap-analytics-cloud/tenant",
+            "login": "sb-sac-interactive-client",
+            "password": "sac-interactive-secret",
+            "extra": {
+                "token_url": f"{url}/sap-analytics-cloud/oauth/token",
+                "tenant": "G",
+                "refresh_token": "sac-sandbox-refresh-token",
+            },
+        },
     }
 
 
@@ -124,6 +135,7 @@ def main() -> int:
             ("sap_job_scheduling_run", _job_scheduling_summary),
             ("sap_cloud_integration_release", lambda: _cloud_integration_summary(sandbox)),
             ("sap_data_intelligence_replication", lambda: _data_intelligence_summary(sandbox)),
+            ("planning_close", lambda: _sac_summary(sandbox)),
         ):
             started = time.monotonic()
             dag_run = load_dag(dag_id).test()
@@ -160,6 +172,17 @@ def _anaplan_summary(sandbox: Any, output: Path) -> dict[str, Any]:
         "file downloaded": downloaded,
         "tasks started": {k: v for k, v in sandbox.stats.tasks_started.items() if not k.startswith("jss:")},
         "auth requests": sandbox.stats.auth_requests.get("anaplan", 0),
+    }
+
+
+def _sac_summary(sandbox: Any) -> dict[str, Any]:
+    backend = sandbox.platforms["sap_analytics_cloud"].backend
+    jobs = [f"{job.job_id} {job.status} ({len(job.rows)} rows)" for job in backend.jobs.values()]
+    started = {k: v for k, v in sandbox.stats.tasks_started.items() if k.startswith("sac:")}
+    return {
+        "import jobs": ", ".join(jobs) or "none",
+        "started": started,
+        "auth requests": sandbox.stats.auth_requests.get("sap_analytics_cloud", 0),
     }
 
 

@@ -139,11 +139,28 @@ def _sap_data_intelligence(url: str) -> FormCase:
     )
 
 
+def _sap_analytics_cloud(url: str) -> FormCase:
+    return FormCase(
+        good={
+            "host": f"{url}/sap-analytics-cloud/tenant",
+            "login": "sb-sac-interactive-client",
+            "password": "sac-interactive-secret",
+            "token_url": f"{url}/sap-analytics-cloud/oauth/token",
+            "tenant": "G",
+            "refresh_token": "sac-sandbox-refresh-token",
+            "timeout": "10, 120",
+        },
+        bad={"password": "not-the-secret"},
+        variants=({"refresh_token": ""},),
+    )
+
+
 FORM_CASES: dict[str, Callable[[str], FormCase]] = {
     "anaplan": _anaplan,
     "sap_job_scheduling": _sap_job_scheduling,
     "sap_cloud_integration": _sap_cloud_integration,
     "sap_data_intelligence": _sap_data_intelligence,
+    "sap_analytics_cloud": _sap_analytics_cloud,
 }
 
 

@@ -10,6 +10,7 @@ These modules import only ``core.forms``, so reading provider info imports no ho
 from __future__ import annotations
 
 from airflow_provider_sapplan.connections.anaplan import ANAPLAN_FORM
+from airflow_provider_sapplan.connections.sap_analytics_cloud import SAP_ANALYTICS_CLOUD_FORM
 from airflow_provider_sapplan.connections.sap_cloud_integration import SAP_CLOUD_INTEGRATION_FORM
 from airflow_provider_sapplan.connections.sap_data_intelligence import SAP_DATA_INTELLIGENCE_FORM
 from airflow_provider_sapplan.connections.sap_job_scheduling import SAP_JOB_SCHEDULING_FORM
@@ -20,6 +21,7 @@ CONNECTION_FORMS: tuple[ConnectionForm, ...] = (
     SAP_JOB_SCHEDULING_FORM,
     SAP_CLOUD_INTEGRATION_FORM,
     SAP_DATA_INTELLIGENCE_FORM,
+    SAP_ANALYTICS_CLOUD_FORM,
 )
 
 

@@ -130,7 +130,10 @@ class AsyncHttpClient:
             elif self.config.verify is False:
                 ssl_context = False
             connector = aiohttp.TCPConnector(limit=8, ssl=ssl_context if ssl_context is not None else True)
-            self._own_session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+            # unsafe=True: keep session cookies from IP-address hosts too (CSRF tokens are bound to them).
+            self._own_session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.CookieJar(unsafe=True)
+            )
         return self._own_session
 
     def _ssl_kwargs(self, client_cert: tuple[str, str] | None = None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from .routing import (
     normalize_path,
     parse_query,
 )
+from .sap_analytics_cloud import SapAnalyticsCloudPlatform
 from .sap_cloud_integration import CloudIntegrationBackend, SapCloudIntegrationPlatform
 from .sap_data_intelligence import DataIntelligenceBackend, SapDataIntelligencePlatform
 from .sap_job_scheduling import JobSchedulingBackend, SapJobSchedulingPlatform
@@ -54,6 +55,7 @@ PLATFORMS: tuple[type[Platform], ...] = (
     SapJobSchedulingPlatform,
     SapCloudIntegrationPlatform,
     SapDataIntelligencePlatform,
+    SapAnalyticsCloudPlatform,
 )
 
 _REASONS = {

@@ -357,11 +357,6 @@ def test_message_trigger_async_against_the_sandbox(sandbox: SandboxServer, conn:
     assert events[0].payload["status"] == "success" and events[0].payload["result"]["MessageGuid"] == guid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/async_http.py: aiohttp's default CookieJar (unsafe=False) drops cookies from IP-address hosts, "
-    "so the CSRF session cookie of 127.0.0.1 is lost; fix: cookie_jar=aiohttp.CookieJar(unsafe=True) for own sessions",
-)
 def test_async_csrf_write_keeps_the_session_cookie_on_an_ip_host(sandbox: SandboxServer, conn: str) -> None:
     async def write() -> int:
         hook = SapCloudIntegrationHook()
