@@ -747,18 +747,6 @@ def test_non_json_body_is_a_clear_error(api: Any) -> None:
         SapDataIntelligenceHook().list_flows()
 
 
-def test_connection_form_declares_the_extras() -> None:
-    pytest.importorskip("flask_appbuilder", reason="the legacy form needs the FAB UI (Airflow < 3.2)")
-    from airflow_provider_sapplan.get_provider_info import get_provider_info
-
-    conn = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}["sap_data_intelligence"]
-    widgets = SapDataIntelligenceHook.get_connection_form_widgets()
-    assert set(widgets) == set(conn["conn-fields"]) == {"tenant", "rms_api_path", "timezone"}
-    behaviour = SapDataIntelligenceHook.get_ui_field_behaviour()
-    assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
-    assert behaviour["placeholders"]["login"] == "default\\etl_user"
-
-
 @pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="durable execution needs Airflow 3.3+")
 def test_durable_retry_reconnects_to_the_tasks_phase_without_a_new_request(api: Any) -> None:
     put = api.put(FLOW, status_code=202, json={"url": "x"})
