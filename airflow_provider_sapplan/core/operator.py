@@ -135,8 +135,41 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         if not self.wait_for_completion:
             return self.not_waiting_result(self.submit_job(context))
         if self.deferrable:
-            return self._finish_or_defer(self.submit_job(context), context)
+            ref = self._stored_ref(context)
+            if ref is None:
+                ref = self.submit_job(context)
+                self._store_ref(context, ref)
+            return self._finish_or_defer(ref, context)
         return self.execute_resumable(context)
+
+    def _task_state_store(self, context: Any) -> Any:
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        return store if store is not None and self.durable else None
+
+    def _store_ref(self, context: Any, ref: dict[str, Any]) -> None:
+        """Remember the started job for this task instance's retries (Airflow 3.3+), as the mixin does."""
+        store = self._task_state_store(context)
+        if store is not None:
+            store.set(self.external_id_key, ref)
+
+    def _stored_ref(self, context: Any) -> dict[str, Any] | None:
+        """A deferrable retry reconnects to the job an earlier try started if it is still running or succeeded.
+
+        An earlier try can end after its job was started or even finished (a worker or API-server hiccup
+        after the trigger fired); starting the remote work again would do it twice. A job that failed, or
+        is gone, is started afresh: that is what the retry is for.
+        """
+        store = self._task_state_store(context)
+        ref = store.get(self.external_id_key) if store is not None else None
+        if not ref:
+            return None
+        status = self.get_job_status(ref, context)
+        if self.is_job_active(status) or self.is_job_succeeded(status):
+            self.log.info("Reconnecting to %s, started by an earlier try (%s).", ref, status)
+            self._ref = ref
+            return dict(ref)
+        self.log.info("The job of an earlier try, %s, ended %s; starting a new one.", ref, status)
+        return None
 
     def _finish_or_defer(self, ref: dict[str, Any], context: Any) -> Any:
         """Check once (following finished phases); finish, or defer to the trigger for ``ref``."""

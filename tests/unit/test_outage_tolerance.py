@@ -114,3 +114,56 @@ def test_worker_poll_loop_gives_up_after_the_window(clock: FakeClock) -> None:
         pytest.raises(NetworkError, match="kept failing"),
     ):
         op.poll_until_complete(REF, {})
+
+
+# -- a deferrable retry reconnects instead of starting the remote work again --------------------
+
+
+def _store(initial: dict[str, Any] | None) -> Any:
+    data: dict[str, Any] = {} if initial is None else {"anaplan_task": initial}
+    store = mock.MagicMock(spec_set=["get", "set"])
+    store.get.side_effect = data.get
+    store.set.side_effect = data.__setitem__
+    return store
+
+
+@pytest.mark.parametrize(
+    ("earlier", "submits"),
+    [({"taskState": "IN_PROGRESS"}, 0), (DONE, 0), ({"taskState": "CANCELLED"}, 1)],
+    ids=["running", "succeeded", "failed"],
+)
+def test_deferrable_retry_reconnects_to_the_earlier_job(
+    anaplan_conn: str, earlier: dict[str, Any], submits: int
+) -> None:
+    from airflow_provider_sapplan._compat import TaskDeferred
+
+    op = AnaplanRunImportOperator(task_id="t", import_id="112000000001", deferrable=True)
+    context = {"ti": mock.MagicMock(), "task_state_store": _store(REF)}
+    new_ref = {**REF, "task_id": "T2"}
+    answers = {"T1": earlier, "T2": {"taskState": "IN_PROGRESS"}}
+    with (
+        mock.patch.object(type(op), "submit", return_value=new_ref) as submit,
+        mock.patch.object(type(op), "fetch", side_effect=lambda ref: answers[ref["task_id"]]),
+    ):
+        try:
+            op.execute(context)
+        except TaskDeferred as deferred:
+            waited_on = deferred.trigger.ref
+        else:
+            waited_on = REF
+    assert submit.call_count == submits
+    assert waited_on["task_id"] == ("T2" if submits else "T1")
+
+
+def test_deferrable_first_try_remembers_its_job(anaplan_conn: str) -> None:
+    from airflow_provider_sapplan._compat import TaskDeferred
+
+    op = AnaplanRunImportOperator(task_id="t", import_id="112000000001", deferrable=True)
+    store = _store(None)
+    with (
+        mock.patch.object(type(op), "submit", return_value=REF),
+        mock.patch.object(type(op), "fetch", return_value={"taskState": "IN_PROGRESS"}),
+        pytest.raises(TaskDeferred),
+    ):
+        op.execute({"ti": mock.MagicMock(), "task_state_store": store})
+    store.set.assert_called_once_with("anaplan_task", REF)
