@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_sapplan.core.auth import Token, TokenAuth, TokenRequest, secret_digest
+from airflow_provider_sapplan.core.tls import pem_files
 from airflow_provider_sapplan.exceptions import AuthenticationError
 
 log = logging.getLogger(__name__)
@@ -196,3 +197,65 @@ class RefreshTokenGrant(_OAuthGrant):
                 self.conn_id,
             )
         return token
+
+
+class ServiceKeyGrant(TokenAuth):
+    """OAuth client credentials from an SAP BTP service key: the secret as HTTP Basic, or x509 (mutual TLS).
+
+    ``key`` is the platform's parsed service key, with ``kind`` (``"x509"`` or secret), ``token_url``,
+    ``client_id``, ``client_secret``, ``certificate`` and ``key``. Job Scheduling (XSUAA) and Cloud
+    Integration use it; a subclass sets :attr:`platform`, :attr:`missing_token_hint` and its
+    ``rejection_hint``, and may add to :meth:`identity` (Cloud Integration adds its plan).
+    """
+
+    missing_token_hint = "check the service key."
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.auth_kind = key.kind
+
+    def identity(self) -> tuple[Any, ...]:
+        """Token URL + client id + the secret (client secret, or certificate and key), as digests."""
+        key = self.key
+        if key.kind == "x509":
+            return (key.token_url, key.client_id, secret_digest(key.certificate), secret_digest(key.key))
+        return (key.token_url, key.client_id, secret_digest(key.client_secret))
+
+    def authenticate_request(self) -> TokenRequest:
+        key = self.key
+        assert key.token_url is not None
+        if key.kind == "x509":
+            return TokenRequest(
+                "POST",
+                key.token_url,
+                data={"grant_type": "client_credentials", "client_id": str(key.client_id)},
+                client_cert=pem_files(str(key.certificate), str(key.key)),
+            )
+        return TokenRequest(
+            "POST",
+            key.token_url,
+            headers={"Authorization": _basic(str(key.client_id), str(key.client_secret))},
+            data={"grant_type": "client_credentials"},
+        )
+
+    def refresh_request(self, token: Token) -> TokenRequest | None:
+        return None  # client credentials: a new token is simply requested
+
+    def parse_token(self, payload: Any) -> Token:
+        if not isinstance(payload, Mapping) or not payload.get("access_token"):
+            raise AuthenticationError(
+                f"{self.platform}: the token endpoint returned no access_token; {self.missing_token_hint}",
+                platform=self.platform,
+            )
+        try:
+            expires_in = float(payload.get("expires_in") or DEFAULT_EXPIRES_IN)
+        except (TypeError, ValueError):
+            expires_in = DEFAULT_EXPIRES_IN
+        now = time.time()
+        return Token(value=str(payload["access_token"]), expires_at=now + expires_in, issued_at=now)
+
+    def authorization_header(self, token: Token) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token.value}"}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self.key.client_id!r}, token_url={self.key.token_url!r})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,12 +20,11 @@ from urllib.parse import quote
 
 from airflow_provider_sapplan.connections import form_for
 from airflow_provider_sapplan.core import odata
-from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenAuth, TokenRequest, secret_digest
+from airflow_provider_sapplan.core.auth import StaticHeaderAuth, secret_digest
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig, HttpClient
-from airflow_provider_sapplan.core.tls import pem_files
+from airflow_provider_sapplan.core.oauth_grants import ServiceKeyGrant
 from airflow_provider_sapplan.exceptions import (
-    AuthenticationError,
     ConnectionConfigError,
     InvalidRequestError,
     NameResolutionError,
@@ -115,66 +113,28 @@ def parse_service_key(raw: Any, conn_id: str, extra_name: str) -> ServiceKey:
     return ServiceKey(url=url, token_url=need("tokenurl"), client_id=client_id, client_secret=need("clientsecret"))
 
 
-class CpiClientCredentials(TokenAuth):
-    """OAuth client credentials for one plan's key: client secret (Basic) or x509 (mutual TLS)."""
+class CpiClientCredentials(ServiceKeyGrant):
+    """OAuth client credentials for one plan's key: client secret (Basic) or x509 (mutual TLS).
+
+    The plan is part of the identity: an ``api`` token cannot call flows and a flow token cannot call
+    ``/api/v1``, so the two keys never share a cached token.
+    """
 
     platform = PLATFORM
 
     def __init__(self, key: ServiceKey, plan: str) -> None:
-        self.key = key
+        super().__init__(key)
         self.plan = plan
-        self.auth_kind = key.kind
+        self.missing_token_hint = f"check the oauth section of the {plan} plan's key."
 
     def identity(self) -> tuple[Any, ...]:
-        """The plan, token URL and client id, with the client secret or certificate and key as digests."""
-        key = self.key
-        if key.kind == "x509":
-            return (self.plan, key.token_url, key.client_id, secret_digest(key.certificate), secret_digest(key.key))
-        return (self.plan, key.token_url, key.client_id, secret_digest(key.client_secret))
+        return (self.plan, *super().identity())
 
     def rejection_hint(self) -> str:
         field = "service_key" if self.plan == "api" else "runtime_service_key"
         if self.key.kind == "x509":
             return f"Check the {field}'s oauth certificate and key (same, unexpired key), clientid and token URL."
         return f"Check the {field}'s oauth clientid, clientsecret and tokenurl; recreate the key if it was rotated."
-
-    def authenticate_request(self) -> TokenRequest:
-        key = self.key
-        assert key.token_url is not None
-        if key.kind == "x509":
-            return TokenRequest(
-                "POST",
-                key.token_url,
-                data={"grant_type": "client_credentials", "client_id": str(key.client_id)},
-                client_cert=pem_files(str(key.certificate), str(key.key)),
-            )
-        secret = base64.b64encode(f"{key.client_id}:{key.client_secret}".encode()).decode()
-        return TokenRequest(
-            "POST",
-            key.token_url,
-            headers={"Authorization": f"Basic {secret}"},
-            data={"grant_type": "client_credentials"},
-        )
-
-    def refresh_request(self, token: Token) -> TokenRequest | None:
-        return None
-
-    def parse_token(self, payload: Any) -> Token:
-        if not isinstance(payload, Mapping) or not payload.get("access_token"):
-            raise AuthenticationError(
-                f"The token endpoint returned no access_token for the {self.plan} key; check its oauth section.",
-                platform=PLATFORM,
-            )
-        now = time.time()
-        return Token(
-            value=str(payload["access_token"]), expires_at=now + float(payload.get("expires_in") or 3600), issued_at=now
-        )
-
-    def authorization_header(self, token: Token) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token.value}"}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(plan={self.plan!r}, client_id={self.key.client_id!r})"
 
 
 def _basic(login: str, password: str) -> StaticHeaderAuth:

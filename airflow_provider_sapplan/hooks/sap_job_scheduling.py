@@ -18,14 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_sapplan.connections import form_for
-from airflow_provider_sapplan.core.auth import StaticHeaderAuth, Token, TokenAuth, TokenRequest, secret_digest
+from airflow_provider_sapplan.core.auth import StaticHeaderAuth, secret_digest
 from airflow_provider_sapplan.core.errors import URL_FIELDS_HINT_KEY
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field
 from airflow_provider_sapplan.core.http import ClientConfig
-from airflow_provider_sapplan.core.tls import pem_files, read_pem
+from airflow_provider_sapplan.core.oauth_grants import ServiceKeyGrant
+from airflow_provider_sapplan.core.tls import read_pem
 from airflow_provider_sapplan.core.validation import parse_timeout_value
 from airflow_provider_sapplan.exceptions import (
-    AuthenticationError,
     ConnectionConfigError,
     InvalidRequestError,
     NameResolutionError,
@@ -294,21 +294,11 @@ def parse_service_key(raw: Any, conn_id: str, *, connection: str | None = None) 
     )
 
 
-class XsuaaClientCredentials(TokenAuth):
+class XsuaaClientCredentials(ServiceKeyGrant):
     """OAuth client credentials against XSUAA: client secret, or x509 (mutual TLS against ``certurl``)."""
 
     platform = PLATFORM
-
-    def __init__(self, key: ServiceKey) -> None:
-        self.key = key
-        self.auth_kind = key.kind
-
-    def identity(self) -> tuple[Any, ...]:
-        """Token URL + client id + the secret (client secret, or certificate and key), as digests."""
-        key = self.key
-        if key.kind == "x509":
-            return (key.token_url, key.client_id, secret_digest(key.certificate), secret_digest(key.key))
-        return (key.token_url, key.client_id, secret_digest(key.client_secret))
+    missing_token_hint = "check the service key's uaa section."
 
     def rejection_hint(self) -> str:
         if self.key.kind == "x509":
@@ -320,41 +310,6 @@ class XsuaaClientCredentials(TokenAuth):
             "Check the service key's uaa.clientid, uaa.clientsecret and uaa.url; recreate the service key if "
             "the secret was rotated or the binding deleted."
         )
-
-    def authenticate_request(self) -> TokenRequest:
-        key = self.key
-        assert key.token_url is not None
-        if key.kind == "x509":
-            return TokenRequest(
-                "POST",
-                key.token_url,
-                data={"grant_type": "client_credentials", "client_id": str(key.client_id)},
-                client_cert=pem_files(str(key.certificate), str(key.key)),
-            )
-        secret = base64.b64encode(f"{key.client_id}:{key.client_secret}".encode()).decode()
-        return TokenRequest(
-            "POST",
-            key.token_url,
-            headers={"Authorization": f"Basic {secret}"},
-            data={"grant_type": "client_credentials"},
-        )
-
-    def refresh_request(self, token: Token) -> TokenRequest | None:
-        return None  # client credentials: a new token is simply requested
-
-    def parse_token(self, payload: Any) -> Token:
-        import time
-
-        if not isinstance(payload, Mapping) or not payload.get("access_token"):
-            raise AuthenticationError(
-                "XSUAA returned no access_token; check the service key's uaa section.", platform=PLATFORM
-            )
-        expires_in = float(payload.get("expires_in") or 3600)
-        now = time.time()
-        return Token(value=str(payload["access_token"]), expires_at=now + expires_in, issued_at=now)
-
-    def authorization_header(self, token: Token) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token.value}"}
 
 
 class SapJobSchedulingHook(PlatformHook):
