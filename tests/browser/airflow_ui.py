@@ -169,6 +169,10 @@ class AirflowUI:
                 browser.paste(element, value)  # what an admin does with a key or a long URL
             elif value:
                 browser.type(element, value)
+                if self.value_of(browser, element) != value:
+                    # A React input can drop keys typed while it re-renders: retype once as a paste.
+                    browser.clear(element)
+                    browser.paste(element, value)
 
     def _ready(self, browser: Browser, element: str) -> bool:
         """Open the element's section and clear it; raises (and is retried) while a section still folds."""
