@@ -40,6 +40,11 @@ class _FileSlice(io.RawIOBase):
     def __len__(self) -> int:  # requests reads Content-Length from here
         return self._length
 
+    def tell(self) -> int:
+        # requests sizes a body as len() minus tell(); RawIOBase.tell() raises on this unseekable slice,
+        # which made requests fall back to Transfer-Encoding: chunked (no Content-Length).
+        return self._length - self._remaining
+
     def readable(self) -> bool:
         return True
 

@@ -135,7 +135,8 @@ def test_download_errors(client: AnaplanClient) -> None:
     assert client.get("/files/116000000001/chunks").json()["chunks"] == []  # export not run yet
 
 
-def test_chunked_transfer_encoding_request_body(client: AnaplanClient) -> None:
+def test_chunked_transfer_encoding_request_body(client: AnaplanClient, sandbox: SandboxServer) -> None:
+    """A strict gateway refuses a chunk without Content-Length (411) unless the sandbox is told to accept it."""
     data = os.urandom(300_000)
     client.post("/files/113000000001", json={"chunkCount": 1})
 
@@ -143,6 +144,11 @@ def test_chunked_transfer_encoding_request_body(client: AnaplanClient) -> None:
         for start in range(0, len(data), 65536):
             yield data[start : start + 65536]
 
+    refused = client.put(
+        "/files/113000000001/chunks/0", data=pieces(), headers={"Content-Type": "application/octet-stream"}
+    )
+    assert refused.status_code == 411 and "Content-Length" in refused.text
+    sandbox.anaplan.accept_chunked_bodies = True
     response = client.put(
         "/files/113000000001/chunks/0", data=pieces(), headers={"Content-Type": "application/octet-stream"}
     )

@@ -564,3 +564,18 @@ def requests_mock_any_chunk() -> Any:
     import re
 
     return re.compile(r".*/files/\d+/chunks/\d+$")
+
+
+def test_file_slices_go_out_with_content_length(tmp_path: Any) -> None:
+    """A chunk read from disk is sized (Content-Length), never sent with Transfer-Encoding: chunked."""
+    import requests
+
+    from airflow_provider_sapplan.hooks.anaplan_files import _FileSlice
+
+    source = tmp_path / "data.csv"
+    source.write_bytes(b"x" * 1000)
+    body = _FileSlice(str(source), 100, 300)
+    prepared = requests.Request("PUT", "https://api.anaplan.test/chunk", data=body).prepare()
+    body.close()
+    assert prepared.headers.get("Content-Length") == "300"
+    assert "Transfer-Encoding" not in prepared.headers

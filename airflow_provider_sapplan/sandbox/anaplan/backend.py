@@ -67,6 +67,9 @@ class AnaplanBackend(TokensMixin, FilesMixin, TasksMixin):
 
     def __init__(self, context: SandboxContext) -> None:
         self.context = context
+        #: Like a strict gateway, file bodies sent with ``Transfer-Encoding: chunked`` (no Content-Length)
+        #: are refused with 411; set True to accept them.
+        self.accept_chunked_bodies = False
         self.store = BlobStore(Path(context.data_dir) / "anaplan")
         self._lock = threading.RLock()
         self.tokens: dict[str, Token] = {}
@@ -143,6 +146,7 @@ class AnaplanBackend(TokensMixin, FilesMixin, TasksMixin):
         """Return to the seed state. Issued tokens stay valid (a reset isolates data, not sessions)."""
         with self._lock:
             self.store.clear()
+            self.accept_chunked_bodies = False
             self._seed()
 
     def close(self) -> None:

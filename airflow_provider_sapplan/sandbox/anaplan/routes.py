@@ -399,6 +399,10 @@ class AnaplanPlatform(Platform):
 
     def _receive(self, request: Request, single: bool) -> Blob:
         """Stream the request body to a blob (gunzipping ``application/x-gzip`` chunks)."""
+        if request.body.declared_length is None and not self._backend.accept_chunked_bodies:
+            raise HttpError(
+                _api_error(request, 411, "Length Required: file content must be sent with a Content-Length header")
+            )
         content_type = request.header("Content-Type").split(";")[0].strip().lower()
         gzipped = content_type in ("application/x-gzip", "application/gzip")
         if gzipped and single:
