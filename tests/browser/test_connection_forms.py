@@ -83,7 +83,17 @@ def _squash(text: str) -> str:
 
 
 def _secrets(form: ConnectionForm) -> set[str]:
-    return {"password"} | {f.name for f in form.fields if f.secret}
+    """Fields the UI masks: the password, declared secrets, and extras Airflow hides by name (``token_url``)."""
+    return {"password"} | {f.name for f in form.fields if f.secret or _hidden_by_airflow(f.name)}
+
+
+def _hidden_by_airflow(name: str) -> bool:
+    """Airflow masks any field whose name contains a sensitive word ('token', 'secret', ...)."""
+    try:
+        from airflow._shared.secrets_masker.secrets_masker import should_hide_value_for_key
+    except ImportError:  # Airflow 2.11
+        from airflow.utils.log.secrets_masker import should_hide_value_for_key
+    return bool(should_hide_value_for_key(name))
 
 
 def _as_saved(ui: AirflowUI, form: ConnectionForm, name: str, typed: str) -> str:
