@@ -24,7 +24,7 @@ SAP_ANALYTICS_CLOUD_FORM = ConnectionForm(
             "token_url",
             "Token URL",
             "Required. The OAuth token endpoint that System > Administration > App Integration shows; it must be "
-            "in the same region as the tenant. Airflow shows it as *** when the connection is reopened (its name "
+            "in the same region as the tenant. Airflow 3 shows it as *** when the connection is reopened (its name "
             "contains 'token'); the stored URL is kept unless you type a new one.",
             example="https://acme.authentication.eu10.hana.ondemand.com/oauth/token",
         ),

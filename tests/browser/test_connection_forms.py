@@ -82,9 +82,11 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _secrets(form: ConnectionForm) -> set[str]:
-    """Fields the UI masks: the password, declared secrets, and extras Airflow hides by name (``token_url``)."""
-    return {"password"} | {f.name for f in form.fields if f.secret or _hidden_by_airflow(f.name)}
+def _secrets(form: ConnectionForm, ui: AirflowUI) -> set[str]:
+    """Fields the UI masks on reopen: the password, declared secrets, and on 3.x the extras Airflow hides by
+    name (``token_url``); the 2.x form masks only password widgets."""
+    by_name = {f.name for f in form.fields if ui.major >= 3 and _hidden_by_airflow(f.name)}
+    return {"password"} | {f.name for f in form.fields if f.secret} | by_name
 
 
 def _hidden_by_airflow(name: str) -> bool:
@@ -164,7 +166,7 @@ def test_connection_form_in_the_browser(
     shot("4-reopened")
     for name, value in good.items():
         shown = ui.value_of(browser, ui.input_for(browser, form, name))
-        if name in _secrets(form):
+        if name in _secrets(form, ui):
             assert shown != value and shown in ("", "***", SENSITIVE_PLACEHOLDER), f"{name} shown in clear on reopen"
         else:
             assert shown == _as_saved(ui, form, name, value), f"{name}: reopened as {shown!r}"
