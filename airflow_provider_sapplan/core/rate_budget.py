@@ -24,6 +24,10 @@ ANAPLAN_REQUESTS_PER_MINUTE = 600.0
 WINDOW_SECONDS = 60.0
 """The window a per-minute limit is counted over (sliding)."""
 
+WINDOW_SLACK_SECONDS = 1.0
+"""Added to the window when the budget is full: a request's event-loop and network delay (its slot
+is when it may leave, the server counts when it arrives) must not squeeze 601 arrivals into 60 s."""
+
 
 class RequestBudget:
     """Evenly spaced request slots: at most ``per_minute`` requests in any sliding minute.
@@ -31,7 +35,8 @@ class RequestBudget:
     Spacing alone would let a fresh (or rested) budget's burst add up to ``burst - 1`` requests to
     a full minute of evenly spaced ones; a server that counts a sliding window (as the sandbox and
     Anaplan's gateway do) answers those 429. So a slot is also never earlier than one minute after
-    the slot ``per_minute`` reservations back: the burst is paid back within the same minute.
+    the slot ``per_minute`` reservations back (plus :data:`WINDOW_SLACK_SECONDS` for the time a
+    request takes to arrive): the burst is paid back within the same minute.
 
     :param per_minute: the sustained rate.
     :param burst: requests that may go out back to back before spacing applies (a fresh budget
@@ -60,7 +65,7 @@ class RequestBudget:
             earliest = now - (self.burst - 1) * self.interval
             slot = max(self._next_free, earliest)
             if len(self._recent) == self._recent.maxlen:
-                slot = max(slot, self._recent[0] + WINDOW_SECONDS)
+                slot = max(slot, self._recent[0] + WINDOW_SECONDS + WINDOW_SLACK_SECONDS)
             send = max(slot, now)  # a banked (past) slot goes out now: the window counts the real send time
             self._recent.append(send)
             self._next_free = slot + self.interval
