@@ -14,15 +14,29 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 ANAPLAN_REQUESTS_PER_MINUTE = 600.0
 """Anaplan's documented limit per tenant."""
 
+WINDOW_SECONDS = 60.0
+"""The window a per-minute limit is counted over (sliding)."""
+
+WINDOW_SLACK_SECONDS = 1.0
+"""Added to the window when the budget is full: a request's event-loop and network delay (its slot
+is when it may leave, the server counts when it arrives) must not squeeze 601 arrivals into 60 s."""
+
 
 class RequestBudget:
-    """Evenly spaced request slots: at most ``per_minute`` requests in any minute, after a small burst.
+    """Evenly spaced request slots: at most ``per_minute`` requests in any sliding minute.
+
+    Spacing alone would let a fresh (or rested) budget's burst add up to ``burst - 1`` requests to
+    a full minute of evenly spaced ones; a server that counts a sliding window (as the sandbox and
+    Anaplan's gateway do) answers those 429. So a slot is also never earlier than one minute after
+    the slot ``per_minute`` reservations back (plus :data:`WINDOW_SLACK_SECONDS` for the time a
+    request takes to arrive): the burst is paid back within the same minute.
 
     :param per_minute: the sustained rate.
     :param burst: requests that may go out back to back before spacing applies (a fresh budget
@@ -38,6 +52,8 @@ class RequestBudget:
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
         self._next_free = float("-inf")  # the earliest time the next slot may be used (a fresh budget has its burst)
+        # The last `per_minute` slots handed out (ascending): the next one waits for the oldest to age a minute.
+        self._recent: deque[float] = deque(maxlen=max(1, int(self.per_minute)))
         self.reserved = 0
         self.waited = 0.0
 
@@ -48,8 +64,12 @@ class RequestBudget:
             # Unused capacity accumulates up to `burst` slots, never more.
             earliest = now - (self.burst - 1) * self.interval
             slot = max(self._next_free, earliest)
+            if len(self._recent) == self._recent.maxlen:
+                slot = max(slot, self._recent[0] + WINDOW_SECONDS + WINDOW_SLACK_SECONDS)
+            send = max(slot, now)  # a banked (past) slot goes out now: the window counts the real send time
+            self._recent.append(send)
             self._next_free = slot + self.interval
-            delay = max(0.0, slot - now)
+            delay = send - now
             self.reserved += 1
             self.waited += delay
             return delay

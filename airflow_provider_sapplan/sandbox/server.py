@@ -5,6 +5,7 @@ connection) in a background thread. Every request goes through the same pipeline
 
 1. ``/_sandbox/...`` control requests are served directly (never faulted, never counted);
 2. the request is counted in :class:`~.stats.Stats` under its route template;
+2b. a platform's rate limit (:mod:`.rate_limit`), when one is set, may answer 429 instead;
 3. fault rules are checked (:mod:`.faults`) and may answer instead of the platform;
 4. the platform mount's guard (authentication) runs, then the route handler;
 5. any request body the handler left unread is drained, so the connection stays reusable;
@@ -32,6 +33,7 @@ from urllib.parse import unquote
 from .anaplan import AnaplanBackend, AnaplanPlatform
 from .faults import HTML_LOGIN_PAGE, FaultInjector, FaultRule
 from .platform import Platform, SandboxContext
+from .rate_limit import RateLimiter, retry_after_header
 from .routing import (
     BodyReader,
     HttpError,
@@ -295,6 +297,7 @@ class SandboxServer:
         self.verbose = verbose
         self.stats = Stats()
         self.faults = FaultInjector()
+        self.rate_limits = RateLimiter()
         owned = data_dir is None
         self.data_dir = make_data_dir() if data_dir is None else Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -397,9 +400,10 @@ class SandboxServer:
         return platform.backend
 
     def reset(self) -> None:
-        """Clear stats and faults and return every platform to its seed state."""
+        """Clear stats, faults and rate limits and return every platform to its seed state."""
         self.stats.reset()
         self.faults.clear()
+        self.rate_limits.clear()
         for platform in self.platforms.values():
             platform.reset()
 
@@ -434,6 +438,12 @@ class SandboxServer:
             return self._run(mount, route, allowed, request), None, False
 
         self.stats.record_request(request.route, mount.platform if mount else None, bool(mount and mount.auth_endpoint))
+        if mount is not None and not mount.auth_endpoint:
+            wait = self.rate_limits.admit(mount.platform)
+            if wait is not None:
+                response = mount.errors(request, 429, "Too Many Requests: the tenant's rate limit is exceeded")
+                response.headers["Retry-After"] = retry_after_header(wait)
+                return response, None, True
         rule = self.faults.match(request.method, request.path)
         fault_id = rule.id if rule else None
         if rule is not None:
@@ -479,6 +489,9 @@ class SandboxServer:
                 Route("GET", "/faults", self._list_faults),
                 Route("POST", "/faults", self._add_fault),
                 Route("DELETE", "/faults", self._clear_faults),
+                Route("GET", "/rate_limit", self._list_rate_limits),
+                Route("POST", "/rate_limit", self._set_rate_limit),
+                Route("DELETE", "/rate_limit", self._clear_rate_limits),
             ],
         )
 
@@ -498,7 +511,7 @@ class SandboxServer:
             tail = int(request.arg("log", "200") or 0)
         except ValueError:
             tail = 200
-        return Response.json(self.stats.to_dict(log_tail=tail))
+        return Response.json({**self.stats.to_dict(log_tail=tail), "rate_limits": self.rate_limits.to_dict()})
 
     def _reset(self, request: Request) -> Response:
         self.reset()
@@ -525,4 +538,28 @@ class SandboxServer:
 
     def _clear_faults(self, request: Request) -> Response:
         self.faults.clear()
+        return Response.empty()
+
+    def _list_rate_limits(self, request: Request) -> Response:
+        return Response.json({"rate_limits": self.rate_limits.to_dict()})
+
+    def _set_rate_limit(self, request: Request) -> Response:
+        data = request.json()
+        if not isinstance(data, dict):
+            return Response.json({"error": 'send {"platform": "anaplan", "per_minute": 600}'}, status=400)
+        unknown = set(data) - {"platform", "per_minute", "window_seconds"}
+        if unknown:
+            return Response.json({"error": f"unknown rate limit keys: {', '.join(sorted(unknown))}"}, status=400)
+        platform = data.get("platform")
+        if platform not in self.platforms:
+            known = ", ".join(sorted(self.platforms))
+            return Response.json({"error": f"platform must be one of {known}, got {platform!r}"}, status=400)
+        try:
+            self.rate_limits.set(platform, data.get("per_minute"), data.get("window_seconds", 60.0))
+        except (TypeError, ValueError) as exc:
+            return Response.json({"error": str(exc)}, status=400)
+        return Response.json({"rate_limits": self.rate_limits.to_dict()}, status=201)
+
+    def _clear_rate_limits(self, request: Request) -> Response:
+        self.rate_limits.clear()
         return Response.empty()
