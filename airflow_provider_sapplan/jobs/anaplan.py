@@ -120,7 +120,10 @@ def raise_task_failure(
         message += f"; failed step(s): {', '.join(failed_steps)}"
     if dumps:
         message += f"; failure dump(s) for {', '.join(d['object_id'] or ref['action_id'] for d in dumps)}"
-        message += " logged above" + (f" and saved under {dump_destination}" if dump_destination else "")
+        saved = dump_destination and all(d.get("saved_to") for d in dumps if d.get("available"))
+        message += " logged above" + (f" and saved under {dump_destination}" if saved else "")
+        if any(d.get("save_error") for d in dumps):
+            message += f" (saving under {dump_destination} failed, see the warning above)"
     raise RemoteJobFailedError(
         message + ".",
         platform="Anaplan",
@@ -143,17 +146,24 @@ def _collect_dump(
             ref["action_type"], ref["action_id"], ref["task_id"], max_lines=DUMP_PREVIEW_LINES + 1, **kwargs
         )
         log.error("First rows of the failure dump of %s:\n%s", label, "\n".join(head))
-        if destination:
-            name = f"{ref['action_id']}_{ref['task_id']}{'_' + object_id if object_id else ''}_dump.csv"
-            target = destination.rstrip("/") + "/" + name
-            hook.save_dump(target, ref["action_type"], ref["action_id"], ref["task_id"], **kwargs)
-            info["saved_to"] = target
     except DumpUnavailableError as err:
         log.warning("%s", err.message)
         info["available"] = False
+        return info
     except SapplanError as err:
         log.warning("Could not read the failure dump of %s: %s", label, err.message)
         info["available"] = False
+        return info
+    if destination:
+        name = f"{ref['action_id']}_{ref['task_id']}{'_' + object_id if object_id else ''}_dump.csv"
+        target = str(destination).rstrip("/") + "/" + name
+        try:
+            hook.save_dump(target, ref["action_type"], ref["action_id"], ref["task_id"], **kwargs)
+            info["saved_to"] = target
+        except Exception as err:  # the task's own failure must win over a storage problem
+            message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+            log.warning("Could not save the failure dump of %s to %s: %s", label, target, message)
+            info["save_error"] = message
     return info
 
 
