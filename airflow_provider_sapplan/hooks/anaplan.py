@@ -756,12 +756,16 @@ class AnaplanHook(PlatformHook):
         """Stream a model file chunk by chunk to a local or object-storage path (memory bounded)."""
         file_path = f"{self._model_path(workspace_id, model_id)}/files/{file_id}"
         chunks = self.client.get_json(f"{file_path}/chunks").get("chunks") or []
-        total = 0
+        total = lines = 0
+        last = b"\n"
         with open_for_write(destination) as sink:
             for chunk in chunks:
                 for piece in self.client.stream_bytes(f"{file_path}/chunks/{chunk['id']}"):
                     sink.write(piece)
                     total += len(piece)
+                    lines += piece.count(b"\n")
+                    last = piece[-1:] or last
+        lines += 0 if last == b"\n" else 1  # a last line without its newline
         log.info(
             "Downloaded Anaplan file %s (%d bytes, %d chunk(s)) to %s.",
             file_id,
@@ -773,6 +777,7 @@ class AnaplanHook(PlatformHook):
             "file_id": str(file_id),
             "chunk_count": len(chunks),
             "bytes": total,
+            "lines": lines,
             "destination": str(destination),
         }
 

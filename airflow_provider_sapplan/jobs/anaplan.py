@@ -69,9 +69,41 @@ def row_counts(task: Mapping[str, Any]) -> dict[str, int]:
     return totals
 
 
-def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-serializable XCom value of a finished task."""
+def export_counts(task: Mapping[str, Any]) -> dict[str, int]:
+    """What a finished export reports: the bytes it wrote (``exportSucceeded``'s ``fileSize``).
+
+    An export's task result carries no row counts (the import counters would all read 0); Anaplan
+    documents ``exportSucceeded`` as "Export for ${exportName} completed successfully. ${fileSize}
+    bytes written.", so the size is the count that fits an export.
+    """
+    written = 0
     result = task.get("result") or {}
+    for item in [result, *(result.get("nestedResults") or [])]:
+        for detail in item.get("details") or []:
+            try:
+                written += int(detail_values(detail).get("fileSize", "0") or 0)
+            except ValueError:
+                continue
+    return {"bytes_written": written}
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    """The counts of a finished task for its success log line: bytes (and lines) for exports, rows otherwise."""
+    export = summary.get("export")
+    if export is not None:
+        text = f"{export['bytes_written']} bytes written"
+        if "lines" in export:
+            text += f", {export['lines']} line(s) downloaded"
+        return text
+    return str(summary.get("row_counts"))
+
+
+def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-serializable XCom value of a finished task (exports add ``export``: their bytes written)."""
+    result = task.get("result") or {}
+    extra: dict[str, Any] = {}
+    if ActionType.coerce(ref.get("action_type") or "imports") is ActionType.EXPORT:
+        extra["export"] = export_counts(task)
     return {
         **{key: ref.get(key) for key in ("workspace_id", "model_id", "action_type", "action_id", "task_id")},
         "task_state": task.get("taskState"),
@@ -80,6 +112,7 @@ def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         "details": result.get("details") or [],
         "nested_results": result.get("nestedResults") or [],
         "row_counts": row_counts(task),
+        **extra,
     }
 
 

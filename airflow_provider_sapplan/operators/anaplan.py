@@ -33,6 +33,7 @@ from airflow_provider_sapplan.jobs.anaplan import (
     AnaplanHookMixin,
     AnaplanTaskStatusMixin,
     row_counts,
+    summary_line,
     task_has_warnings,
     task_outcome,
     task_summary,
@@ -297,14 +298,17 @@ class _AnaplanRunOperator(AnaplanTaskStatusMixin, RemoteJobOperator, _AnaplanMod
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
         summary = task_summary(ref, status)
+        self._log_success(ref, summary)
+        return summary
+
+    def _log_success(self, ref: dict[str, Any], summary: dict[str, Any]) -> None:
         self.log.info(
             "Anaplan %s %s task %s succeeded: %s",
             self.action_type.label,
             ref["action_id"],
             ref["task_id"],
-            summary["row_counts"],
+            summary_line(summary),
         )
-        return summary
 
     def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
         if task_outcome(status) is Outcome.SUCCEEDED:  # only warnings, and fail_on_warnings is set
@@ -360,11 +364,13 @@ class AnaplanRunExportOperator(_AnaplanRunOperator):
             check_destination(self.destination, "destination")  # before the export runs
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
-        summary = super().succeeded(ref, status, context)
+        summary = task_summary(ref, status)
         if self.destination:
             # The export writes the file whose id equals the export id; downloaded only after success,
             # so a failed export never hands over a stale file.
             summary["download"] = self._hook_for(ref).download_file(ref["action_id"], self.destination)
+            summary["export"]["lines"] = summary["download"].get("lines", 0)
+        self._log_success(ref, summary)
         return summary
 
 

@@ -288,3 +288,43 @@ def test_link_still_read_after_a_successful_push() -> None:
         xcom.get_value.return_value = "https://x"
         link = type("L", (XComUrlLink,), {"name": "l", "xcom_key": "k"})()
         assert link.get_link(op, ti_key=mock.MagicMock()) == "https://x"
+
+
+# -- item 13b: an export's success line reports what an export produces ------------------------------
+
+EXPORT_TASK = {
+    "taskId": "T1",
+    "taskState": "COMPLETE",
+    "result": {
+        "successful": True,
+        "failureDumpAvailable": False,
+        "objectId": "116000000001",
+        "details": [
+            {
+                "type": "exportSucceeded",
+                "localMessageText": "Export for Grid.csv completed successfully. 48213 bytes written.",
+                "values": ["exportName", "Grid.csv", "fileSize", "48213"],
+            }
+        ],
+    },
+}
+EXPORT_REF = {**REF, "action_type": "exports", "action_id": "116000000001"}
+
+
+def test_export_success_reports_bytes_written_not_zero_rows(api: Any, context: dict, caplog: Any, capsys: Any) -> None:
+    op = AnaplanRunExportOperator(task_id="t", export_id="116000000001")
+    summary = op.execute_complete(context, {"status": "success", "ref": EXPORT_REF, "result": EXPORT_TASK})
+    assert summary["export"] == {"bytes_written": 48213}
+    logged = caplog.text + capsys.readouterr().out
+    assert "48213 bytes written" in logged and "successRowCount" not in logged
+
+
+def test_export_with_destination_counts_downloaded_lines(api: Any, context: dict, tmp_path: Any) -> None:
+    files = TASKS.split("/imports/")[0] + "/files/116000000001"
+    api.get(f"{files}/chunks", json={"chunks": [{"id": "0"}, {"id": "1"}]})
+    api.get(f"{files}/chunks/0", content=b"h\nr1\n")
+    api.get(f"{files}/chunks/1", content=b"r2\nr3")
+    op = AnaplanRunExportOperator(task_id="t", export_id="116000000001", destination=str(tmp_path / "o.csv"))
+    summary = op.execute_complete(context, {"status": "success", "ref": EXPORT_REF, "result": EXPORT_TASK})
+    assert summary["export"] == {"bytes_written": 48213, "lines": 4}
+    assert summary["download"]["bytes"] == 10
