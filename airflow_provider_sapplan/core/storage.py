@@ -7,6 +7,7 @@ leaves a truncated file where a downstream task would pick it up.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from airflow_provider_sapplan.exceptions import SapplanError
+
+log = logging.getLogger(__name__)
 
 
 def is_remote(location: Any) -> bool:
@@ -94,8 +97,9 @@ def _check_remote(location: Any, field_name: str) -> None:
         _object_path(location).fs  # noqa: B018 - resolving the filesystem is the check
     except Exception as err:
         hint = " (install the Amazon provider: apache-airflow-providers-amazon)" if scheme in ("s3", "s3a") else ""
+        log.debug("Cannot open %s: %s", text, err)
         raise ArgumentError(
-            f"{field_name} {text!r} uses the storage scheme {scheme!r}, which Airflow cannot open here{hint}: {err}. "
+            f"{field_name} {text!r} uses the storage scheme {scheme!r}, which Airflow cannot open here{hint}. "
             "Use a local path or an object-storage URI whose provider is installed."
         ) from None
 
