@@ -315,8 +315,11 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def is_template(value: Any) -> bool:
-    """True for a string Jinja will still render (checked again after rendering)."""
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
+    """True for a value only known at run time: a string Jinja will still render, or an XComArg
+    (anything Airflow resolves before ``execute``); such values are checked again after rendering."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return hasattr(value, "iter_references")
 
 
 class CheckedArguments:

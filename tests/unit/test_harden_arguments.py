@@ -328,3 +328,18 @@ def test_export_with_destination_counts_downloaded_lines(api: Any, context: dict
     summary = op.execute_complete(context, {"status": "success", "ref": EXPORT_REF, "result": EXPORT_TASK})
     assert summary["export"] == {"bytes_written": 48213, "lines": 4}
     assert summary["download"]["bytes"] == 10
+
+
+def test_xcom_arguments_are_checked_at_run_time_not_when_built() -> None:
+    """An upstream task's output (an XComArg) is only known at run time: building must accept it."""
+    try:
+        from airflow.sdk import DAG
+    except ImportError:  # Airflow 2
+        from airflow.models.dag import DAG
+    from airflow_provider_sapplan.core.validation import is_template
+
+    with DAG("xcom_args", schedule=None):
+        upstream = SapJobSchedulingCreateJobOperator(task_id="ensure", job=JOB)
+        run = SapJobSchedulingRunJobOperator(task_id="run", job_id=upstream.output)
+        upload = AnaplanUploadFileOperator(task_id="up", file_id="113000000000", source=upstream.output)
+    assert is_template(run.job_id) and is_template(upload.source)
