@@ -14,4 +14,9 @@ class XComUrlLink(BaseOperatorLink):
     xcom_key: ClassVar[str] = ""
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        # A task that failed before it pushed the URL (a bad argument, an error before submit) has none:
+        # the link renders empty, quietly. Looking the key up anyway makes Airflow 3's task runner log
+        # "[error] XCom not found" beside the real failure.
+        if getattr(operator, "_link_missing", False):
+            return ""
         return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""

@@ -30,6 +30,7 @@ from airflow_provider_sapplan._compat import (
 from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
+from airflow_provider_sapplan.core.validation import ArgumentError, CheckedArguments, as_bool, as_duration
 from airflow_provider_sapplan.core.waiting import (
     DEFAULT_OUTAGE_WINDOW,
     OutageTolerance,
@@ -47,7 +48,7 @@ from airflow_provider_sapplan.exceptions import (
 NOT_FOUND = "not_found"
 
 
-class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
+class RemoteJobOperator(CheckedArguments, RemoteJobMixin, ResumableJobMixin, BaseOperator):
     """Base for operators that start one remote job and (optionally) wait for it.
 
     :param wait_for_completion: wait for the job to end; otherwise return right after starting it.
@@ -79,18 +80,30 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
         outage_window: float = DEFAULT_OUTAGE_WINDOW,
         **kwargs: Any,
     ) -> None:
-        super().__init__(durable=durable, **kwargs)
-        OutageTolerance(outage_window)  # a negative window fails here, before any remote call
-        self.outage_window = float(outage_window)
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = float(poll_interval)
-        self.max_poll_interval = float(max_poll_interval)
-        self.timeout = seconds(timeout)
-        self.cancel_on_kill = cancel_on_kill
+        super().__init__(durable=as_bool(durable, "durable"), **kwargs)
+        # Every waiting argument is checked here, for every platform, before any remote call.
+        self.outage_window = as_duration(outage_window, "outage_window", allow_zero=True)
+        OutageTolerance(self.outage_window)
+        self.wait_for_completion = as_bool(wait_for_completion, "wait_for_completion")
+        self.deferrable = default_deferrable() if deferrable is None else as_bool(deferrable, "deferrable")
+        self.poll_interval = as_duration(poll_interval, "poll_interval")
+        self.max_poll_interval = as_duration(max_poll_interval, "max_poll_interval")
+        if self.max_poll_interval < self.poll_interval:
+            raise ArgumentError(
+                f"max_poll_interval ({max_poll_interval!r}) must not be below poll_interval ({poll_interval!r})."
+            )
+        self.timeout = None if timeout is None else seconds(as_duration(timeout, "timeout"))
+        self.cancel_on_kill = as_bool(cancel_on_kill, "cancel_on_kill")
         self._ref: dict[str, Any] | None = None
         self._deadline: float | None = None
         self._completed: tuple[Any, Any] | None = None
+
+    def check_rendered_arguments(self) -> None:
+        """The waiting arguments again (a subclass or a caller may have set them after construction)."""
+        super().check_rendered_arguments()
+        if self.timeout is not None:
+            self.timeout = as_duration(self.timeout, "timeout")
+        self.poll_interval = as_duration(self.poll_interval, "poll_interval")
 
     # -- platform API (plus RemoteJobMixin's fetch/outcome/raw_state/succeeded/failed) -------------
 
@@ -131,6 +144,15 @@ class RemoteJobOperator(RemoteJobMixin, ResumableJobMixin, BaseOperator):
     # -- execution -------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
+        try:
+            return self._execute(context)
+        except Exception:
+            if self._ref is None and not getattr(self, "_link_pushed", False):
+                self._link_missing = True  # failed before submit: extra links render empty, quietly
+            raise
+
+    def _execute(self, context: Any) -> Any:
+        self.run_argument_checks()  # rendered values, before the job is started
         self._deadline = deadline_after(self.timeout)
         if not self.wait_for_completion:
             return self.not_waiting_result(self.submit_job(context))

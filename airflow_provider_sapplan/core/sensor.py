@@ -9,11 +9,12 @@ from airflow_provider_sapplan._compat import BaseSensorOperator, BaseTrigger, de
 from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
+from airflow_provider_sapplan.core.validation import CheckedArguments, as_bool, as_duration
 from airflow_provider_sapplan.core.waiting import MIN_POLL_INTERVAL, deadline_after
 from airflow_provider_sapplan.exceptions import RemoteJobTimeoutError, SapplanError
 
 
-class RemoteJobSensor(RemoteJobMixin, BaseSensorOperator):
+class RemoteJobSensor(CheckedArguments, RemoteJobMixin, BaseSensorOperator):
     """Pokes (or defers on) one remote job; succeeds when it succeeds, fails when it fails.
 
     Subclasses provide :meth:`job_ref` and :class:`RemoteJobMixin`'s platform API.
@@ -22,10 +23,12 @@ class RemoteJobSensor(RemoteJobMixin, BaseSensorOperator):
     def __init__(
         self, *, deferrable: bool | None = None, poke_interval: float | timedelta = 30.0, **kwargs: Any
     ) -> None:
-        if isinstance(poke_interval, timedelta):
-            poke_interval = poke_interval.total_seconds()
-        super().__init__(poke_interval=max(float(poke_interval), MIN_POLL_INTERVAL), **kwargs)
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        # The shared waiting arguments are checked here, for every platform, before any remote call.
+        poke_interval = as_duration(poke_interval, "poke_interval")
+        if "timeout" in kwargs and kwargs["timeout"] is not None:
+            kwargs["timeout"] = as_duration(kwargs["timeout"], "timeout")
+        super().__init__(poke_interval=max(poke_interval, MIN_POLL_INTERVAL), **kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else as_bool(deferrable, "deferrable")
         self._last_status: dict[str, Any] | None = None
 
     def job_ref(self) -> dict[str, Any]:
@@ -49,6 +52,7 @@ class RemoteJobSensor(RemoteJobMixin, BaseSensorOperator):
         return outcome is Outcome.SUCCEEDED
 
     def execute(self, context: Any) -> Any:
+        self.run_argument_checks()  # rendered values, before the first status request
         if not self.deferrable:
             super().execute(context)
             return self.succeeded(self.job_ref(), self._last_status or {}, context)

@@ -312,3 +312,36 @@ def _is_number_text(value: str) -> bool:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…'"
+
+
+def is_template(value: Any) -> bool:
+    """True for a value only known at run time: a string Jinja will still render, or an XComArg
+    (anything Airflow resolves before ``execute``); such values are checked again after rendering."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return hasattr(value, "iter_references")
+
+
+class CheckedArguments:
+    """Operators and sensors check their arguments when built and again after templates are rendered.
+
+    Each class checks its own arguments in ``__init__`` (skipping values that are still templates) and
+    overrides :meth:`check_rendered_arguments` (calling ``super()``) to check, and normalise, the rendered values.
+    :meth:`check_rendered_arguments` runs right after rendering and again at the start of ``execute``, before any
+    remote call, so a task run without rendering (``operator.execute(context)``) is checked too.
+    """
+
+    def check_rendered_arguments(self) -> None:
+        """Check and normalise rendered arguments; raise :class:`ArgumentError` naming the argument."""
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        self.run_argument_checks()
+
+    def run_argument_checks(self) -> None:
+        """Run :meth:`check_rendered_arguments`; when it fails, no extra link was pushed (links render empty)."""
+        try:
+            self.check_rendered_arguments()
+        except Exception:
+            self._link_missing = True
+            raise

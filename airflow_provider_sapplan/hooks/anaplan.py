@@ -424,8 +424,10 @@ class AnaplanHook(PlatformHook):
         offset = 0
         while True:
             payload = self.client.get_json(path, params={"limit": PAGE_SIZE, "offset": offset})
-            page = payload.get(key) or []
+            page = listed(payload, key)
             items.extend(page)
+            if not isinstance(payload, dict):
+                return items  # a bare array is the whole list (the process list is documented so)
             paging = (payload.get("meta") or {}).get("paging") or {}
             total = paging.get("totalSize")
             offset += len(page)
@@ -558,10 +560,9 @@ class AnaplanHook(PlatformHook):
     ) -> list[dict[str, Any]]:
         path = self._action_path(action_type, action_id, workspace_id, model_id) + "/tasks"
         payload = self.client.get_json(path)
-        tasks = payload.get("tasks")
-        if tasks is None and payload.get("task"):
-            tasks = [payload["task"]]
-        return list(tasks or [])
+        if isinstance(payload, dict) and payload.get("tasks") is None and payload.get("task"):
+            return [payload["task"]]
+        return listed(payload, "tasks")
 
     def cancel_task(
         self,
@@ -630,7 +631,7 @@ class AnaplanHook(PlatformHook):
         """
         path = self._dump_path(action_type, action_id, task_id, object_id, workspace_id, model_id)
         try:
-            chunks = self.client.get_json(f"{path}/chunks").get("chunks") or []
+            chunks = listed(self.client.get_json(f"{path}/chunks"), "chunks")
             for chunk in chunks:
                 yield from self.client.stream_bytes(f"{path}/chunks/{chunk['id']}")
         except NotFoundError:
@@ -755,13 +756,17 @@ class AnaplanHook(PlatformHook):
     ) -> dict[str, Any]:
         """Stream a model file chunk by chunk to a local or object-storage path (memory bounded)."""
         file_path = f"{self._model_path(workspace_id, model_id)}/files/{file_id}"
-        chunks = self.client.get_json(f"{file_path}/chunks").get("chunks") or []
-        total = 0
+        chunks = listed(self.client.get_json(f"{file_path}/chunks"), "chunks")
+        total = lines = 0
+        last = b"\n"
         with open_for_write(destination) as sink:
             for chunk in chunks:
                 for piece in self.client.stream_bytes(f"{file_path}/chunks/{chunk['id']}"):
                     sink.write(piece)
                     total += len(piece)
+                    lines += piece.count(b"\n")
+                    last = piece[-1:] or last
+        lines += 0 if last == b"\n" else 1  # a last line without its newline
         log.info(
             "Downloaded Anaplan file %s (%d bytes, %d chunk(s)) to %s.",
             file_id,
@@ -773,8 +778,25 @@ class AnaplanHook(PlatformHook):
             "file_id": str(file_id),
             "chunk_count": len(chunks),
             "bytes": total,
+            "lines": lines,
             "destination": str(destination),
         }
+
+
+def listed(payload: Any, key: str) -> list[dict[str, Any]]:
+    """The items of a list answer in any documented shape: ``{key: [...], "meta": ...}`` or a bare array.
+
+    The Anaplan API reference shows most lists wrapped under their name but some (the process list)
+    as a bare JSON array; a wrapper without the key (an empty model) is an empty list.
+    """
+    if isinstance(payload, list):
+        return [item for item in payload if isinstance(item, dict)]
+    if isinstance(payload, dict):
+        return list(payload.get(key) or [])
+    raise SapplanError(
+        f"Anaplan answered a list request with {type(payload).__name__} {str(payload)[:80]!r} instead of JSON.",
+        platform="Anaplan",
+    )
 
 
 def task_request_body(locale: str, mapping_parameters: Mapping[str, str] | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from airflow_provider_sapplan.exceptions import (
     InvalidRequestError,
     NameResolutionError,
     NotFoundError,
+    SapplanError,
 )
 
 PLATFORM = "SAP Job Scheduling"
@@ -433,9 +434,11 @@ class SapJobSchedulingHook(PlatformHook):
         offset = 0
         while True:
             payload = self.client.get_json(path, params={**(params or {}), "page_size": page_size, "offset": offset})
-            page = payload.get("results") or []
+            page = results_of(payload)
             items.extend(page)
             offset += len(page)
+            if not isinstance(payload, Mapping):
+                return items  # a bare array is the whole list
             total = payload.get("total")
             if not page or (total is not None and offset >= int(total)) or len(page) < page_size:
                 return items
@@ -453,10 +456,10 @@ class SapJobSchedulingHook(PlatformHook):
             payload = self.client.get_json("scheduler/jobs", params={"name": name})
         except NotFoundError:
             return None
-        if isinstance(payload, Mapping) and "results" in payload:
-            matches = [job for job in payload["results"] if job.get("name") == name]
+        if isinstance(payload, list) or (isinstance(payload, Mapping) and "results" in payload):
+            matches = [job for job in results_of(payload) if job.get("name") == name]
             return matches[0] if matches else None
-        return payload if payload.get("name") == name else None
+        return payload if isinstance(payload, Mapping) and payload.get("name") == name else None
 
     def resolve_job_id(self, job_id: int | str | None = None, job_name: str | None = None) -> int:
         if job_id not in (None, ""):
@@ -525,7 +528,7 @@ class SapJobSchedulingHook(PlatformHook):
 
     def list_schedules(self, job_id: int | str) -> list[dict[str, Any]]:
         payload = self.client.get_json(f"scheduler/jobs/{job_id}/schedules")
-        return list(payload.get("results", payload if isinstance(payload, list) else []))
+        return results_of(payload, "results", "schedules")
 
     def update_schedule(self, job_id: int | str, schedule_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         check_body_size(changes)
@@ -585,9 +588,26 @@ class SapJobSchedulingHook(PlatformHook):
         await client.request("PUT", f"scheduler/jobs/{job_id}/schedules/{schedule_id}", json={"active": active})
 
 
-def first_run(payload: Mapping[str, Any]) -> dict[str, Any]:
+def results_of(payload: Any, *keys: str) -> list[dict[str, Any]]:
+    """The items of a list answer: ``{"total": n, "results": [...]}`` (documented), a bare JSON array, or
+    a job's ``schedules``; a wrapper without the key is an empty list, anything else an error naming it."""
+    if isinstance(payload, list):
+        return [item for item in payload if isinstance(item, Mapping)]
+    if isinstance(payload, Mapping):
+        for key in keys or ("results",):
+            if isinstance(payload.get(key), list):
+                return list(payload[key])
+        return []
+    raise SapplanError(
+        f"SAP Job Scheduling answered a list request with {type(payload).__name__} {str(payload)[:80]!r} "
+        "instead of JSON.",
+        platform="SAP Job Scheduling",
+    )
+
+
+def first_run(payload: Any) -> dict[str, Any]:
     """The first run of a runs page, or a SCHEDULED placeholder while the service has not created it."""
-    results = payload.get("results") or []
+    results = results_of(payload)
     if results:
         return dict(results[0])
     return {"runStatus": "SCHEDULED", "runState": "SCHEDULED", "runId": None}

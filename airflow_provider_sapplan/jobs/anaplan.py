@@ -69,9 +69,41 @@ def row_counts(task: Mapping[str, Any]) -> dict[str, int]:
     return totals
 
 
-def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-serializable XCom value of a finished task."""
+def export_counts(task: Mapping[str, Any]) -> dict[str, int]:
+    """What a finished export reports: the bytes it wrote (``exportSucceeded``'s ``fileSize``).
+
+    An export's task result carries no row counts (the import counters would all read 0); Anaplan
+    documents ``exportSucceeded`` as "Export for ${exportName} completed successfully. ${fileSize}
+    bytes written.", so the size is the count that fits an export.
+    """
+    written = 0
     result = task.get("result") or {}
+    for item in [result, *(result.get("nestedResults") or [])]:
+        for detail in item.get("details") or []:
+            try:
+                written += int(detail_values(detail).get("fileSize", "0") or 0)
+            except ValueError:
+                continue
+    return {"bytes_written": written}
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    """The counts of a finished task for its success log line: bytes (and lines) for exports, rows otherwise."""
+    export = summary.get("export")
+    if export is not None:
+        text = f"{export['bytes_written']} bytes written"
+        if "lines" in export:
+            text += f", {export['lines']} line(s) downloaded"
+        return text
+    return str(summary.get("row_counts"))
+
+
+def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-serializable XCom value of a finished task (exports add ``export``: their bytes written)."""
+    result = task.get("result") or {}
+    extra: dict[str, Any] = {}
+    if ActionType.coerce(ref.get("action_type") or "imports") is ActionType.EXPORT:
+        extra["export"] = export_counts(task)
     return {
         **{key: ref.get(key) for key in ("workspace_id", "model_id", "action_type", "action_id", "task_id")},
         "task_state": task.get("taskState"),
@@ -80,6 +112,7 @@ def task_summary(ref: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         "details": result.get("details") or [],
         "nested_results": result.get("nestedResults") or [],
         "row_counts": row_counts(task),
+        **extra,
     }
 
 
@@ -120,7 +153,10 @@ def raise_task_failure(
         message += f"; failed step(s): {', '.join(failed_steps)}"
     if dumps:
         message += f"; failure dump(s) for {', '.join(d['object_id'] or ref['action_id'] for d in dumps)}"
-        message += " logged above" + (f" and saved under {dump_destination}" if dump_destination else "")
+        saved = dump_destination and all(d.get("saved_to") for d in dumps if d.get("available"))
+        message += " logged above" + (f" and saved under {dump_destination}" if saved else "")
+        if any(d.get("save_error") for d in dumps):
+            message += f" (saving under {dump_destination} failed, see the warning above)"
     raise RemoteJobFailedError(
         message + ".",
         platform="Anaplan",
@@ -143,17 +179,24 @@ def _collect_dump(
             ref["action_type"], ref["action_id"], ref["task_id"], max_lines=DUMP_PREVIEW_LINES + 1, **kwargs
         )
         log.error("First rows of the failure dump of %s:\n%s", label, "\n".join(head))
-        if destination:
-            name = f"{ref['action_id']}_{ref['task_id']}{'_' + object_id if object_id else ''}_dump.csv"
-            target = destination.rstrip("/") + "/" + name
-            hook.save_dump(target, ref["action_type"], ref["action_id"], ref["task_id"], **kwargs)
-            info["saved_to"] = target
     except DumpUnavailableError as err:
         log.warning("%s", err.message)
         info["available"] = False
+        return info
     except SapplanError as err:
         log.warning("Could not read the failure dump of %s: %s", label, err.message)
         info["available"] = False
+        return info
+    if destination:
+        name = f"{ref['action_id']}_{ref['task_id']}{'_' + object_id if object_id else ''}_dump.csv"
+        target = str(destination).rstrip("/") + "/" + name
+        try:
+            hook.save_dump(target, ref["action_type"], ref["action_id"], ref["task_id"], **kwargs)
+            info["saved_to"] = target
+        except Exception as err:  # the task's own failure must win over a storage problem
+            message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+            log.warning("Could not save the failure dump of %s to %s: %s", label, target, message)
+            info["save_error"] = message
     return info
 
 

@@ -10,12 +10,30 @@ from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
 from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
 from airflow_provider_sapplan.core.status import Outcome
+from airflow_provider_sapplan.core.storage import check_destination, check_source
+from airflow_provider_sapplan.core.validation import (
+    ArgumentError,
+    CheckedArguments,
+    as_bool,
+    as_chunk_size,
+    as_json_object,
+    as_positive_int,
+    is_template,
+)
 from airflow_provider_sapplan.exceptions import RemoteJobFailedError
-from airflow_provider_sapplan.hooks.anaplan import DEFAULT_API_URL, DEFAULT_CHUNK_SIZE, ActionType, AnaplanHook
+from airflow_provider_sapplan.hooks.anaplan import (
+    DEFAULT_API_URL,
+    DEFAULT_CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    ActionType,
+    AnaplanHook,
+)
 from airflow_provider_sapplan.jobs.anaplan import (
     AnaplanHookMixin,
     AnaplanTaskStatusMixin,
     row_counts,
+    summary_line,
     task_has_warnings,
     task_outcome,
     task_summary,
@@ -42,7 +60,7 @@ def model_url(api_url: str, workspace_id: str, model_id: str) -> str:
     )
 
 
-class _AnaplanModelOperator(AnaplanHookMixin, BaseOperator):
+class _AnaplanModelOperator(CheckedArguments, AnaplanHookMixin, BaseOperator):
     """Shared parameters: connection, workspace and model (defaulting to the connection's)."""
 
     operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (AnaplanModelLink(),)
@@ -59,6 +77,19 @@ class _AnaplanModelOperator(AnaplanHookMixin, BaseOperator):
         self.anaplan_conn_id = anaplan_conn_id
         self.workspace_id = workspace_id
         self.model_id = model_id
+        self._check_model(final=False)
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        self._check_model(final=True)
+
+    def _check_model(self, *, final: bool) -> None:
+        if not isinstance(self.anaplan_conn_id, str) or not self.anaplan_conn_id:
+            raise ArgumentError(f"anaplan_conn_id must be a connection id string, got {self.anaplan_conn_id!r}.")
+        for name in ("workspace_id", "model_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ArgumentError(f"{name} must be a string id, got {type(value).__name__} {value!r}.")
 
     def _push_model_url(self, context: Any) -> None:
         workspace, model = self.hook.model_ids()
@@ -66,6 +97,14 @@ class _AnaplanModelOperator(AnaplanHookMixin, BaseOperator):
         ti = context.get("ti") if hasattr(context, "get") else None
         if ti is not None:
             ti.xcom_push(key=MODEL_URL_XCOM_KEY, value=model_url(api_url, workspace, model))
+            self._link_pushed = True
+
+
+def _path_type(value: Any, name: str) -> None:
+    if not isinstance(value, (str, os.PathLike)) and not hasattr(value, "fs"):
+        raise ArgumentError(f"{name} must be a path or URI string, got {type(value).__name__} {value!r}.")
+    if isinstance(value, str) and not value.strip():
+        raise ArgumentError(f"{name} is empty; give a path or URI.")
 
 
 def _one_of(id_value: str | None, name_value: str | None, what: str) -> None:
@@ -100,11 +139,18 @@ class AnaplanUploadFileOperator(_AnaplanModelOperator):
         self.source = source
         self.file_id = file_id
         self.file_name = file_name
-        self.chunk_size = chunk_size
-        self.compress = compress
-        self.max_parallel = max_parallel
+        self.chunk_size = as_chunk_size(chunk_size, "chunk_size", minimum=MIN_CHUNK_SIZE, maximum=MAX_CHUNK_SIZE)
+        self.compress = as_bool(compress, "compress")
+        self.max_parallel = as_positive_int(max_parallel, "max_parallel", maximum=32)
+        if not is_template(source):
+            _path_type(source, "source")
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        check_source(self.source, "source")  # before the upload is declared
 
     def execute(self, context: Any) -> dict[str, Any]:
+        self.run_argument_checks()
         self._push_model_url(context)
         file_id = self.file_id or self.hook.resolve_id("files", str(self.file_name))
         return self.hook.upload_file(
@@ -134,8 +180,15 @@ class AnaplanDownloadFileOperator(_AnaplanModelOperator):
         self.destination = destination
         self.file_id = file_id
         self.file_name = file_name
+        if not is_template(destination):
+            _path_type(destination, "destination")
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        check_destination(self.destination, "destination")  # before the download starts
 
     def execute(self, context: Any) -> dict[str, Any]:
+        self.run_argument_checks()
         self._push_model_url(context)
         file_id = self.file_id or self.hook.resolve_id("files", str(self.file_name))
         return self.hook.download_file(file_id, self.destination)
@@ -177,8 +230,31 @@ class _AnaplanRunOperator(AnaplanTaskStatusMixin, RemoteJobOperator, _AnaplanMod
         super().__init__(**kwargs)
         self.mapping_parameters = mapping_parameters
         self.locale = locale
-        self.fail_on_warnings = fail_on_warnings
+        self.fail_on_warnings = as_bool(fail_on_warnings, "fail_on_warnings")
         self.dump_destination = dump_destination
+        self._check_run(final=False)
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        self._check_run(final=True)
+
+    def _check_run(self, *, final: bool) -> None:
+        if final or not is_template(self.mapping_parameters):
+            mapping = as_json_object(self.mapping_parameters, "mapping_parameters")
+            for key, value in (mapping or {}).items():
+                if not isinstance(value, str):
+                    raise ArgumentError(
+                        f"mapping_parameters must map entity types to entity names (strings), e.g. "
+                        f"{{'Version': 'Actual'}}; {key!r} maps to {type(value).__name__} {value!r}."
+                    )
+            self.mapping_parameters = mapping
+        if (final or not is_template(self.locale)) and (not isinstance(self.locale, str) or not self.locale.strip()):
+            raise ArgumentError(f"locale must be an Anaplan locale name such as 'en_US', got {self.locale!r}.")
+        if self.dump_destination not in (None, ""):
+            if not is_template(self.dump_destination) or final:
+                _path_type(self.dump_destination, "dump_destination")
+            if final:
+                check_destination(self.dump_destination, "dump_destination", folder=True)
 
     # -- RemoteJobOperator platform API ----------------------------------------------------------
 
@@ -222,14 +298,17 @@ class _AnaplanRunOperator(AnaplanTaskStatusMixin, RemoteJobOperator, _AnaplanMod
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
         summary = task_summary(ref, status)
+        self._log_success(ref, summary)
+        return summary
+
+    def _log_success(self, ref: dict[str, Any], summary: dict[str, Any]) -> None:
         self.log.info(
             "Anaplan %s %s task %s succeeded: %s",
             self.action_type.label,
             ref["action_id"],
             ref["task_id"],
-            summary["row_counts"],
+            summary_line(summary),
         )
-        return summary
 
     def failed(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> NoReturn:
         if task_outcome(status) is Outcome.SUCCEEDED:  # only warnings, and fail_on_warnings is set
@@ -276,13 +355,22 @@ class AnaplanRunExportOperator(_AnaplanRunOperator):
         self.export_id = export_id
         self.export_name = export_name
         self.destination = destination
+        if destination is not None and not is_template(destination):
+            _path_type(destination, "destination")
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        if self.destination:
+            check_destination(self.destination, "destination")  # before the export runs
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
-        summary = super().succeeded(ref, status, context)
+        summary = task_summary(ref, status)
         if self.destination:
             # The export writes the file whose id equals the export id; downloaded only after success,
             # so a failed export never hands over a stale file.
             summary["download"] = self._hook_for(ref).download_file(ref["action_id"], self.destination)
+            summary["export"]["lines"] = summary["download"].get("lines", 0)
+        self._log_success(ref, summary)
         return summary
 
 

@@ -7,6 +7,14 @@ from typing import Any, ClassVar
 from airflow_provider_sapplan._compat import BaseOperator, BaseOperatorLink
 from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
+from airflow_provider_sapplan.core.validation import (
+    ArgumentError,
+    CheckedArguments,
+    as_bool,
+    as_int_id,
+    as_json_object,
+    is_template,
+)
 from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
 from airflow_provider_sapplan.jobs.sap_job_scheduling import JobSchedulingHookMixin, RunStatusMixin, run_summary
 from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
@@ -23,10 +31,10 @@ class SapJobSchedulingJobLink(XComUrlLink):
 
 def _one_job(job_id: Any, job_name: Any) -> None:
     if (job_id in (None, "")) == (job_name in (None, "")):
-        raise ValueError("Give exactly one of job_id or job_name.")
+        raise ArgumentError("Give exactly one of job_id or job_name.")
 
 
-class _JobOperator(JobSchedulingHookMixin, BaseOperator):
+class _JobOperator(CheckedArguments, JobSchedulingHookMixin, BaseOperator):
     """Shared parameters: the connection and the job (by id or by name)."""
 
     operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (SapJobSchedulingJobLink(),)
@@ -44,9 +52,21 @@ class _JobOperator(JobSchedulingHookMixin, BaseOperator):
         self.job_id = job_id
         self.job_name = job_name
         self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
+        self._check_job(final=False)
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        self._check_job(final=True)
+
+    def _check_job(self, *, final: bool) -> None:
+        if self.job_id not in (None, "") and (final or not is_template(self.job_id)):
+            self.job_id = as_int_id(self.job_id, "job_id")
+        if self.job_name not in (None, "") and not isinstance(self.job_name, str):
+            raise ArgumentError(f"job_name must be a string, got {type(self.job_name).__name__} {self.job_name!r}.")
 
     def _push_job_url(self, context: Any, job_id: int) -> None:
         push_job_url(context, self.hook, job_id)
+        self._link_pushed = True
 
 
 def push_job_url(context: Any, hook: SapJobSchedulingHook, job_id: int) -> None:
@@ -75,6 +95,12 @@ class SapJobSchedulingRunJobOperator(RunStatusMixin, RemoteJobOperator, _JobOper
     def __init__(self, *, data: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = data
+        if not is_template(data):
+            self.data = as_json_object(data, "data")
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        self.data = as_json_object(self.data, "data")  # a rendered JSON string becomes the dict it holds
 
     def submit(self, context: Any) -> dict[str, Any]:
         job_id = self.hook.resolve_job_id(self.job_id, self.job_name)
@@ -94,7 +120,7 @@ class SapJobSchedulingRunJobOperator(RunStatusMixin, RemoteJobOperator, _JobOper
         return {**ref, **run_summary(status)}
 
 
-class SapJobSchedulingCreateJobOperator(BaseOperator):
+class SapJobSchedulingCreateJobOperator(CheckedArguments, BaseOperator):
     """Create a job, or update the one with the same name (running it twice leaves one job).
 
     :param job: the job definition (``name``, ``action``, ``httpMethod``, optional ``schedules``...),
@@ -115,8 +141,18 @@ class SapJobSchedulingCreateJobOperator(BaseOperator):
         super().__init__(**kwargs)
         self.job = job
         self.sap_job_scheduling_conn_id = sap_job_scheduling_conn_id
+        if not is_template(job):
+            self.check_rendered_arguments()
+
+    def check_rendered_arguments(self) -> None:
+        super().check_rendered_arguments()
+        job = as_json_object(self.job, "job")
+        if job is None:
+            raise ArgumentError("job must be the job definition dict (name, action, httpMethod, ...), got None.")
+        self.job = job
 
     def execute(self, context: Any) -> int:
+        self.run_argument_checks()
         hook = SapJobSchedulingHook(self.sap_job_scheduling_conn_id)
         job_id, created = hook.create_or_update_job(self.job)
         self.log.info("%s job %r (id %s).", "Created" if created else "Updated", self.job.get("name"), job_id)
@@ -130,6 +166,7 @@ class SapJobSchedulingDeleteJobOperator(_JobOperator):
     template_fields = ("job_id", "job_name")
 
     def execute(self, context: Any) -> bool:
+        self.run_argument_checks()
         if self.job_id in (None, ""):
             job = self.hook.find_job_by_name(str(self.job_name))
             if job is None:
@@ -150,9 +187,10 @@ class SapJobSchedulingSetActiveOperator(_JobOperator):
 
     def __init__(self, *, active: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.active = active
+        self.active = as_bool(active, "active")  # "false" would activate every schedule
 
     def execute(self, context: Any) -> int:
+        self.run_argument_checks()
         job_id = self.hook.resolve_job_id(self.job_id, self.job_name)
         self._push_job_url(context, job_id)
         self.hook.set_schedules_active(job_id, self.active)

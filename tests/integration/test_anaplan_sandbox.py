@@ -146,3 +146,17 @@ def test_durable_retry_reconnects_and_starts_no_second_task(live: SandboxServer,
     result = AnaplanRunImportOperator(task_id="load", import_id=IMPORT_ID, deferrable=False).execute(context)
     assert result["task_id"] == store["anaplan_task"]["task_id"]
     assert live.stats.tasks_started[IMPORT_ID] == 1
+
+
+def test_hook_reads_the_sandbox_bare_array_lists(live: SandboxServer) -> None:
+    """The sandbox answers the process (and file) lists as bare arrays, as the reference documents."""
+    hook = AnaplanHook()
+    wrapped = [p["id"] for p in hook.list_processes()]
+    live.anaplan.bare_array_lists = {"processes", "files", "chunks"}
+    try:
+        assert [p["id"] for p in hook.list_processes()] == wrapped and wrapped
+        assert hook.list_files()
+        name = hook.list_processes()[0]["name"]
+        assert hook.resolve_id("processes", name) == wrapped[0]
+    finally:
+        live.anaplan.bare_array_lists = set()

@@ -140,3 +140,22 @@ def test_durable_retry_reconnects_to_its_run(live: SandboxServer, job_id: int, m
     retry = SapJobSchedulingRunJobOperator(task_id="run", job_id=job_id, deferrable=False)
     assert retry.execute(context)["runState"] == "SUCCESS"
     assert live.stats.tasks_started[f"jss:{job_id}"] == 1
+
+
+def test_hook_reads_the_schedule_list_as_a_bare_array(live: SandboxServer) -> None:
+    """The sandbox can answer the schedule list without its envelope; the hook reads both."""
+    hook = SapJobSchedulingHook()
+    job_id, _ = hook.create_or_update_job(
+        {
+            "name": "bare-array-job",
+            "action": "https://app.test/run",
+            "httpMethod": "POST",
+            "schedules": [{"active": False, "repeatInterval": "2 hours", "description": "two-hourly"}],
+        }
+    )
+    wrapped = [s["scheduleId"] for s in hook.list_schedules(job_id)]
+    live.sap_job_scheduling.bare_schedule_list = True
+    try:
+        assert [s["scheduleId"] for s in hook.list_schedules(job_id)] == wrapped and wrapped
+    finally:
+        live.sap_job_scheduling.bare_schedule_list = False

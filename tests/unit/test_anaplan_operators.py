@@ -221,7 +221,7 @@ def test_worker_timeout_cancels(api: Any, context: dict, monkeypatch: pytest.Mon
     api.get(f"{TASKS}/T1", json={"task": {"taskState": "IN_PROGRESS"}})
     api.delete(f"{TASKS}/T1", json={})
     with pytest.raises(RemoteJobTimeoutError):
-        run_import(deferrable=False, timeout=0).execute(context)
+        run_import(deferrable=False, timeout=0.001).execute(context)
     assert any(r.method == "DELETE" for r in api.request_history)
 
 

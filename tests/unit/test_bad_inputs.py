@@ -128,6 +128,53 @@ def schedule(cron: str) -> Callable[[Any], Any]:
     return lambda env: jss(env, KEY).create_schedule(7, {"cron": cron, "active": True})
 
 
+def _ctx() -> dict[str, Any]:
+    from unittest import mock
+
+    return {"ti": mock.MagicMock()}
+
+
+def _render(op: Any, **params: Any) -> Any:
+    import jinja2
+
+    op.render_template_fields({"params": params}, jinja_env=jinja2.Environment())
+    return op
+
+
+def ana_op(env: Any, kind: str, **kwargs: Any) -> Any:
+    """An Anaplan operator on a valid connection (so only the argument under test is wrong)."""
+    from airflow_provider_sapplan.operators import anaplan as ops
+
+    ana(env)
+    cls = {
+        "import": ops.AnaplanRunImportOperator,
+        "export": ops.AnaplanRunExportOperator,
+        "upload": ops.AnaplanUploadFileOperator,
+        "download": ops.AnaplanDownloadFileOperator,
+    }[kind]
+    defaults = {
+        "import": {"import_id": "112000000001"},
+        "export": {"export_id": "116000000001"},
+        "upload": {"file_id": "113000000001", "source": "/tmp/sapplan-data.csv"},
+        "download": {"file_id": "113000000001", "destination": "/tmp/sapplan-out.csv"},
+    }[kind]
+    return cls(task_id="t", anaplan_conn_id="ana", **{**defaults, **kwargs})
+
+
+def jss_op(env: Any, kind: str, **kwargs: Any) -> Any:
+    """A Job Scheduling operator on a valid connection."""
+    from airflow_provider_sapplan.operators import sap_job_scheduling as ops
+
+    jss(env, KEY)
+    cls = {
+        "run": ops.SapJobSchedulingRunJobOperator,
+        "create": ops.SapJobSchedulingCreateJobOperator,
+        "delete": ops.SapJobSchedulingDeleteJobOperator,
+        "active": ops.SapJobSchedulingSetActiveOperator,
+    }[kind]
+    return cls(task_id="t", sap_job_scheduling_conn_id="jss", **kwargs)
+
+
 HTML_404 = {"status_code": 404, "text": "<html><body><h1>404 Not Found</h1></body></html>"}
 ANA = "Anaplan"
 JOBS = "Job Scheduling"
@@ -356,6 +403,80 @@ CASES: list[Case] = [
     Case("arg-chunk-size-float", CORE, "argument", "`chunk_size=1.5e6`",
          lambda env: v.as_chunk_size(1.5e6, "chunk_size", minimum=2**20, maximum=50 * 2**20),
          "must be a whole number of bytes"),
+    # Operator and sensor arguments, checked when the task is built or right after rendering (issue 8 item 7)
+    Case("op-ana-timeout-negative", ANA, "argument", "`AnaplanRunImportOperator(timeout=-1)`",
+         lambda env: ana_op(env, "import", timeout=-1), "timeout must be > 0, got -1"),
+    Case("op-ana-timeout-zero", ANA, "argument", "`AnaplanRunImportOperator(timeout=0)`",
+         lambda env: ana_op(env, "import", timeout=0), "timeout must be > 0, got 0"),
+    Case("op-jss-timeout-zero", JOBS, "argument", "`SapJobSchedulingRunJobOperator(timeout=0)`",
+         lambda env: jss_op(env, "run", job_id=5, timeout=0), "timeout must be > 0, got 0"),
+    Case("op-poll-interval-10s", CORE, "argument", "`poll_interval=\"10s\"` on a run operator",
+         lambda env: jss_op(env, "run", job_id=5, poll_interval="10s"), "poll_interval must be seconds as a number"),
+    Case("op-max-poll-below-poll", CORE, "argument", "`poll_interval=60, max_poll_interval=10`",
+         lambda env: ana_op(env, "import", poll_interval=60, max_poll_interval=10), "must not be below poll_interval"),
+    Case("op-wait-for-completion-string", CORE, "argument", "`wait_for_completion=\"false\"`",
+         lambda env: ana_op(env, "import", wait_for_completion="false"), "wait_for_completion must be True or False"),
+    Case("op-deferrable-string", CORE, "argument", "`deferrable=\"yes\"`",
+         lambda env: jss_op(env, "run", job_id=5, deferrable="yes"), "deferrable must be True or False"),
+    Case("op-cancel-on-kill-int", CORE, "argument", "`cancel_on_kill=0`",
+         lambda env: ana_op(env, "import", cancel_on_kill=0), "cancel_on_kill must be True or False"),
+    Case("op-outage-window-negative", CORE, "argument", "`outage_window=-5`",
+         lambda env: ana_op(env, "import", outage_window=-5), "outage_window must be >= 0"),
+    Case("op-sensor-poke-interval-10s", CORE, "argument", "sensor `poke_interval=\"10s\"`",
+         lambda env: __import__("airflow_provider_sapplan.sensors.sap_job_scheduling", fromlist=["x"]).SapJobSchedulingRunSensor(
+             task_id="s", job_id=5, schedule_id="s1", poke_interval="10s"), "poke_interval must be seconds"),
+    Case("op-jss-active-false-string", JOBS, "argument", "`SapJobSchedulingSetActiveOperator(active=\"false\")`",
+         lambda env: jss_op(env, "active", job_id=5, active="false"), "a non-empty string counts as True"),
+    Case("op-jss-job-id-abc", JOBS, "argument", "`SapJobSchedulingDeleteJobOperator(job_id=\"abc\")`",
+         lambda env: jss_op(env, "delete", job_id="abc"), "job_id must be a whole number id (e.g. 42)"),
+    Case("op-jss-job-id-and-name", JOBS, "argument", "both `job_id` and `job_name`",
+         lambda env: jss_op(env, "delete", job_id=5, job_name="x"), "Give exactly one of job_id or job_name"),
+    Case("op-jss-job-list", JOBS, "argument", "`SapJobSchedulingCreateJobOperator(job=[...])`",
+         lambda env: jss_op(env, "create", job=["name", "x"]), "job must be a dict, got list"),
+    Case("op-ana-chunk-size-10mb", ANA, "argument", "`AnaplanUploadFileOperator(chunk_size=\"10MB\")`",
+         lambda env: ana_op(env, "upload", chunk_size="10MB"), "write e.g. 10 * 1024 * 1024 for 10 MiB"),
+    Case("op-ana-compress-string", ANA, "argument", "`AnaplanUploadFileOperator(compress=\"yes\")`",
+         lambda env: ana_op(env, "upload", compress="yes"), "compress must be True or False"),
+    Case("op-ana-max-parallel-zero", ANA, "argument", "`AnaplanUploadFileOperator(max_parallel=0)`",
+         lambda env: ana_op(env, "upload", max_parallel=0), "max_parallel must be between 1 and 32"),
+    Case("op-ana-fail-on-warnings-string", ANA, "argument", "`fail_on_warnings=\"false\"`",
+         lambda env: ana_op(env, "import", fail_on_warnings="false"), "fail_on_warnings must be True or False"),
+    Case("op-ana-workspace-int", ANA, "argument", "`workspace_id=123`",
+         lambda env: ana_op(env, "import", workspace_id=123), "workspace_id must be a string id"),
+    Case("op-ana-locale-empty", ANA, "argument", "`locale=\"\"`",
+         lambda env: ana_op(env, "import", locale=""), "locale must be an Anaplan locale name"),
+    Case("path-upload-source-directory", ANA, "path", "upload `source=\"/tmp\"` (a directory)",
+         lambda env: ana_op(env, "upload", source="/tmp").execute(_ctx()), "is a directory; give the path of one file"),
+    Case("path-upload-source-missing", ANA, "path", "upload `source` that does not exist",
+         lambda env: ana_op(env, "upload", source="/nonexistent-sapplan/data.csv").execute(_ctx()), "does not exist or is not a file"),
+    Case("path-upload-unknown-scheme", ANA, "path", "upload `source=\"foo://bucket/data.csv\"`",
+         lambda env: ana_op(env, "upload", source="foo://bucket/data.csv").execute(_ctx()), "uses the storage scheme 'foo'"),
+    Case("path-upload-s3-without-amazon", ANA, "path", "upload from `s3://` without the Amazon provider",
+         lambda env: ana_op(env, "upload", source="s3://bucket/data.csv").execute(_ctx()), "apache-airflow-providers-amazon"),
+    Case("path-upload-source-int", ANA, "path", "upload `source=5`",
+         lambda env: ana_op(env, "upload", source=5), "source must be a path or URI string"),
+    Case("path-download-to-directory", ANA, "path", "download `destination=\"/tmp\"` (a directory)",
+         lambda env: ana_op(env, "download", destination="/tmp").execute(_ctx()), "is a directory; give the path of the file to write"),
+    Case("path-export-to-directory", ANA, "path", "export `destination=\"/tmp\"` (before the export runs)",
+         lambda env: ana_op(env, "export", destination="/tmp").execute(_ctx()), "destination '/tmp' is a directory"),
+    Case("path-export-unknown-scheme", ANA, "path", "export `destination=\"foo://b/x.csv\"`",
+         lambda env: ana_op(env, "export", destination="foo://b/x.csv").execute(_ctx()), "uses the storage scheme 'foo'"),
+    Case("path-dump-destination-file", ANA, "path", "`dump_destination` that is a file (`/etc/passwd`)",
+         lambda env: ana_op(env, "import", dump_destination="/etc/passwd").execute(_ctx()), "is a file; give a folder"),
+    # Templated dicts, after rendering (issue 8 item 9)
+    Case("tpl-op-data-python-repr", JOBS, "template", "`data=\"{{ params.payload }}\"` with a dict param",
+         lambda env: _render(jss_op(env, "run", job_id=5, data="{{ params.payload }}"), payload={"a": 1}),
+         "render_template_as_native_obj=True"),
+    Case("tpl-op-mapping-python-repr", ANA, "template", "`mapping_parameters=\"{{ params.m }}\"` with a dict param",
+         lambda env: _render(ana_op(env, "import", mapping_parameters="{{ params.m }}"), m={"Version": "Actual"}),
+         "render_template_as_native_obj=True"),
+    Case("tpl-op-mapping-non-string", ANA, "template", "`mapping_parameters` rendered to `{\"Version\": 1}`",
+         lambda env: _render(ana_op(env, "import", mapping_parameters="{{ params.m }}"), m='{"Version": 1}'),
+         "must map entity types to entity names (strings)"),
+    Case("tpl-op-job-json-list", JOBS, "template", "`job=\"{{ params.job }}\"` rendered to a JSON list",
+         lambda env: _render(jss_op(env, "create", job="{{ params.job }}"), job="[1, 2]"), "holds a JSON list"),
+    Case("tpl-op-job-id-abc", JOBS, "template", "`job_id=\"{{ params.job }}\"` rendered to `abc`",
+         lambda env: _render(jss_op(env, "run", job_id="{{ params.job }}"), job="abc"), "job_id must be a whole number id"),
 ]  # fmt: skip
 
 

@@ -70,6 +70,9 @@ class AnaplanBackend(TokensMixin, FilesMixin, TasksMixin):
         #: Like a strict gateway, file bodies sent with ``Transfer-Encoding: chunked`` (no Content-Length)
         #: are refused with 411; set True to accept them.
         self.accept_chunked_bodies = False
+        #: List keys (``"processes"``, ``"files"``, ...) answered as a bare JSON array, the way the API
+        #: reference documents the process list, instead of ``{"meta": ..., key: [...]}``.
+        self.bare_array_lists: set[str] = set()
         self.store = BlobStore(Path(context.data_dir) / "anaplan")
         self._lock = threading.RLock()
         self.tokens: dict[str, Token] = {}
@@ -147,6 +150,7 @@ class AnaplanBackend(TokensMixin, FilesMixin, TasksMixin):
         with self._lock:
             self.store.clear()
             self.accept_chunked_bodies = False
+            self.bare_array_lists = set()
             self._seed()
 
     def close(self) -> None:

@@ -216,7 +216,13 @@ class AnaplanPlatform(Platform):
         )
 
     def _paged(self, request: Request, schema: str, key: str, items: list[dict[str, Any]]) -> Response:
-        """A list response with ``meta.paging``, honouring ``limit``, ``offset`` and ``sort``."""
+        """A list response with ``meta.paging``, honouring ``limit``, ``offset`` and ``sort``.
+
+        For a key in the backend's ``bare_array_lists`` the whole list is a bare JSON array, as the API
+        reference documents the process list (no paging, no wrapper).
+        """
+        if key in self._backend.bare_array_lists:
+            return Response.json(items)
         limit = self._int_arg(request, "limit", DEFAULT_PAGE_LIMIT, minimum=1)
         offset = self._int_arg(request, "offset", 0, minimum=0)
         sort = (request.arg("sort") or "").replace(" ", "")

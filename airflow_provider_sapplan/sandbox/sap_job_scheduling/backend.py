@@ -69,6 +69,9 @@ class JobSchedulingBackend:
         self.configs_by_id: dict[int, dict[str, Any]] = {}
         self.configs_by_name: dict[str, dict[str, Any]] = {}
         self.throttling_ms = 0.0
+        #: Answer the schedule list as a bare JSON array (no ``total``/``results`` envelope): the reference
+        #: gives no example body for it, so the hook must read both.
+        self.bare_schedule_list = False
         self._next_id = 1
         self._armed: list[Schedule] = []
         self._unfinished: list[Run] = []
@@ -101,6 +104,7 @@ class JobSchedulingBackend:
     def reset(self) -> None:
         """Return to the seed state. Issued tokens stay valid (a reset isolates data, not sessions)."""
         with self._lock:
+            self.bare_schedule_list = False
             self._seed()
 
     def _now(self) -> float:

@@ -338,6 +338,8 @@ class SapJobSchedulingPlatform(Platform):
 
     def _list_schedules(self, request: Request) -> Response:
         items = self._backend.list_schedules(request.params["job"])
+        if self._backend.bare_schedule_list:
+            return Response.json(items)
         size = self._int_arg(request, "page_size", minimum=1)
         offset = self._int_arg(request, "offset", minimum=0)
         if size is None:
