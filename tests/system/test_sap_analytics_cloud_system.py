@@ -28,7 +28,7 @@ DEFERRED = ("export_forecast", "import_forecast_into_sac", "roll_forecast_forwar
 def test_planning_close_runs_under_scheduler_and_triggerer(airflow_stack: tuple[real.Processes, Path, str]) -> None:
     procs, db, url = airflow_stack
     deadline = time.time() + real.DEADLINE_SECONDS
-    while not real._query(db, "select dag_id from dag where dag_id = ?", DAG_ID):
+    while not real.query(db, "select dag_id from dag where dag_id = ?", DAG_ID):
         procs.check_alive()
         assert time.time() < deadline, f"{DAG_ID} was never parsed"
         time.sleep(2)
@@ -37,12 +37,12 @@ def test_planning_close_runs_under_scheduler_and_triggerer(airflow_stack: tuple[
 
     state = None
     while time.time() < deadline:
-        state = real._run_state(db, DAG_ID)
+        state = real.run_state(db, DAG_ID)
         if state in ("success", "failed"):
             break
         procs.check_alive()
         time.sleep(3)
-    tasks = real._query(db, "select task_id, state, try_number from task_instance where dag_id = ?", DAG_ID)
+    tasks = real.query(db, "select task_id, state, try_number from task_instance where dag_id = ?", DAG_ID)
     assert state == "success", f"run ended {state}: {tasks}\n{procs.log('scheduler')[-3000:]}"
     assert sorted(row[0] for row in tasks) == sorted(DEFERRED) and all(row[1] == "success" for row in tasks)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.test_real_airflow import DEADLINE_SECONDS, Processes, _query, airflow_stack
+from tests.system.test_real_airflow import DEADLINE_SECONDS, Processes, airflow_stack, query
 
 pytestmark = pytest.mark.system
 
@@ -23,7 +23,7 @@ DEFERRED = ("resume_flow", "suspend_flow", "run_check_pipeline")
 def test_replication_window_runs_under_scheduler_and_triggerer(airflow_stack: tuple[Processes, Path, str]) -> None:
     procs, db, url = airflow_stack
     deadline = time.time() + DEADLINE_SECONDS
-    while not _query(db, "select dag_id from dag where dag_id = ?", DAG_ID):
+    while not query(db, "select dag_id from dag where dag_id = ?", DAG_ID):
         procs.check_alive()
         assert time.time() < deadline, f"{DAG_ID} was never parsed"
         time.sleep(2)
@@ -33,13 +33,13 @@ def test_replication_window_runs_under_scheduler_and_triggerer(airflow_stack: tu
     # Unpausing may also start the latest scheduled run: max_active_runs=1 runs them one after the other.
     states: list[str] = []
     while time.time() < deadline:
-        states = [row[0] for row in _query(db, "select state from dag_run where dag_id = ?", DAG_ID)]
+        states = [row[0] for row in query(db, "select state from dag_run where dag_id = ?", DAG_ID)]
         if states and all(state in ("success", "failed") for state in states):
             break
         procs.check_alive()
         time.sleep(3)
     runs = len(states)
-    tasks = _query(db, "select task_id, state from task_instance where dag_id = ?", DAG_ID)
+    tasks = query(db, "select task_id, state from task_instance where dag_id = ?", DAG_ID)
     assert states and set(states) == {"success"}, f"runs ended {states}: {tasks}\n{procs.log('scheduler')[-3000:]}"
     assert sorted(tasks) == sorted((task, "success") for task in DEFERRED for _ in range(runs))
 
