@@ -12,6 +12,7 @@ evaluated in the order they were added; the first rule that matches and still ha
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from dataclasses import asdict, dataclass, field, fields
@@ -58,7 +59,9 @@ class FaultRule:
 
     Matching: ``method`` (``"*"`` for any) and ``path_regex`` (``re.search`` on the path without
     the query string). Budget: the first ``skip`` matching requests pass untouched, then the next
-    ``times`` matching requests are hit (``times=-1``: every one, forever). Action: ``status``
+    ``times`` matching requests are hit (``times=-1``: every one, forever); with ``probability``
+    below 1 each of those is hit only with that chance (a soak's "10% of requests answer 503"),
+    and a request it spares is offered to the next rule. Action: ``status``
     (with optional ``headers`` and ``body``; a dict or list body is sent as JSON), ``drop``,
     ``html_login`` or ``delay_seconds`` (sleep, then serve normally; combined with ``status`` it
     sleeps and then answers with the status). Delays are wall-clock seconds, not scaled.
@@ -74,6 +77,7 @@ class FaultRule:
     drop: bool = False
     html_login: bool = False
     delay_seconds: float = 0.0
+    probability: float = 1.0
     id: int = 0
     matched: int = 0
     applied: int = 0
@@ -93,6 +97,8 @@ class FaultRule:
             raise ValueError(f"status {self.status} is not an HTTP status code")
         if self.times == 0 or self.times < -1:
             raise ValueError("times must be a positive count or -1 (forever)")
+        if not 0 < self.probability <= 1:
+            raise ValueError(f"probability {self.probability} must be above 0 and at most 1")
         if self.skip < 0 or self.delay_seconds < 0:
             raise ValueError("skip and delay_seconds must not be negative")
         self.headers = {str(k): str(v) for k, v in (self.headers or {}).items()}
@@ -123,10 +129,11 @@ class FaultRule:
 class FaultInjector:
     """Thread-safe ordered collection of :class:`FaultRule`; consulted by the server per request."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._next_id = 1
+        self._random = random.Random(seed)  # only draws for rules with probability < 1
 
     def add(self, rule: FaultRule | None = None, /, **kwargs: Any) -> FaultRule:
         """Add a rule, given either as a :class:`FaultRule` or as its keyword fields.
@@ -162,6 +169,8 @@ class FaultInjector:
                     continue
                 rule.matched += 1
                 if rule.matched <= rule.skip:
+                    continue
+                if rule.probability < 1 and self._random.random() >= rule.probability:
                     continue
                 rule.applied += 1
                 return rule

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from airflow_provider_sapplan.sandbox import SandboxServer
-from airflow_provider_sapplan.sandbox.faults import FaultRule
+from airflow_provider_sapplan.sandbox.faults import FaultInjector, FaultRule
 
 from .conftest import AnaplanClient
 
@@ -107,6 +107,30 @@ def test_fault_rule_validation() -> None:
         FaultRule(status=500, drop=True)
     with pytest.raises(ValueError):
         FaultRule(status=500, path_regex="(")
+    for probability in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="probability"):
+            FaultRule(status=500, probability=probability)
+
+
+def test_probabilistic_fault_hits_about_that_share_and_passes_the_rest_on() -> None:
+    injector = FaultInjector(seed=7)
+    flaky = injector.add(path_regex="/api", status=503, times=-1, probability=0.1)
+    slow = injector.add(path_regex="/api", delay_seconds=0.01, times=-1, probability=0.5)
+    hits = [injector.match("GET", "/api/x") for _ in range(4000)]
+    assert 340 <= flaky.applied <= 460  # 10% of 4,000, give or take
+    # Requests the first rule let through are offered to the next: about half of the other 90%.
+    assert 1620 <= slow.applied <= 1980
+    assert flaky.matched == 4000 and hits.count(None) == 4000 - flaky.applied - slow.applied
+    # The same seed replays the same sequence.
+    again = FaultInjector(seed=7)
+    replayed = [again.add(rule) for rule in (FaultRule(**_action(flaky)), FaultRule(**_action(slow)))]
+    for _ in range(4000):
+        again.match("GET", "/api/x")
+    assert [rule.applied for rule in replayed] == [flaky.applied, slow.applied]
+
+
+def _action(rule: FaultRule) -> dict[str, object]:
+    return {key: value for key, value in rule.to_dict().items() if key not in ("id", "matched", "applied")}
 
 
 def test_stats_over_http_and_reset(sandbox: SandboxServer, client: AnaplanClient) -> None:
