@@ -42,7 +42,7 @@ with DAG(
     tags=["anaplan", "example"],
     default_args={
         "anaplan_conn_id": "anaplan_default",
-        "retries": 1,
+        "retries": 2,  # a start whose answer was lost is not resent by the HTTP layer: docs/RELIABILITY.md
         "retry_delay": timedelta(seconds=10),
     },
 ) as dag:

@@ -43,7 +43,7 @@ with DAG(
     default_args={
         "anaplan_conn_id": "anaplan_default",
         "sap_analytics_cloud_conn_id": "sap_analytics_cloud_default",
-        "retries": 1,
+        "retries": 2,  # a start whose answer was lost is not resent by the HTTP layer: docs/RELIABILITY.md
         "retry_delay": timedelta(seconds=10),
     },
 ) as dag:

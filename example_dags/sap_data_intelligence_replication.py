@@ -35,7 +35,7 @@ with DAG(
     tags=["sap", "data-intelligence", "example"],
     default_args={
         "sap_data_intelligence_conn_id": "sap_data_intelligence_default",
-        "retries": 1,
+        "retries": 2,  # a start whose answer was lost is not resent by the HTTP layer: docs/RELIABILITY.md
         "retry_delay": timedelta(seconds=10),
     },
 ) as dag:

@@ -37,7 +37,7 @@ with DAG(
     tags=["sap", "job-scheduling", "example"],
     default_args={
         "sap_job_scheduling_conn_id": "sap_job_scheduling_default",
-        "retries": 1,
+        "retries": 2,  # a start whose answer was lost is not resent by the HTTP layer: docs/RELIABILITY.md
         "retry_delay": timedelta(seconds=10),
     },
 ) as dag:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar, NoReturn
 
 from airflow_provider_sapplan.core.status import Outcome
@@ -51,6 +52,7 @@ class RemoteJobMixin:
         cancel_on_kill: bool,
         outage_window: float | None = None,
     ) -> RemoteJobTrigger:
+        """The trigger for ``ref``; called right after a status check, so its first poll waits an interval."""
         return self.trigger_class_for(ref)(
             conn_id=getattr(self, self.conn_id_field),
             ref=ref,
@@ -58,5 +60,6 @@ class RemoteJobMixin:
             max_poll_interval=max_poll_interval,
             deadline=deadline,
             cancel_on_kill=cancel_on_kill,
+            checked_at=time.time(),
             **({} if outage_window is None else {"outage_window": outage_window}),
         )

@@ -2,8 +2,9 @@
 
 The rules:
 
-* connection errors, timeouts, and the statuses in :attr:`RetryPolicy.retry_statuses` (429, 502,
-  503, 504 by default) are retried; other 4xx never are;
+* connection errors, timeouts, and the statuses in :attr:`RetryPolicy.retry_statuses` (429, 500,
+  502, 503, 504 by default: gateways and SAP services answer a passing 500 too) are retried; other
+  4xx never are;
 * a request that starts remote work (``idempotent=False``, e.g. the POST of a task) is retried only
   when the platform certainly did not act on it: the connection was refused before anything was
   sent, or the status is in :attr:`RetryPolicy.unsent_statuses` (429, 503, and a platform's own
@@ -51,7 +52,7 @@ class RetryPolicy:
     max_attempts: int = 6
     initial_wait: float = 1.0
     max_wait: float = 60.0
-    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
     unsent_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 503}))
 
     def worst_case_wait(self) -> float:

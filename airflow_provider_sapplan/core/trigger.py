@@ -33,6 +33,11 @@ class RemoteJobTrigger(BaseTrigger):
     :param cancel_on_kill: cancel the remote job when Airflow kills the deferred task (3.3+).
     :param outage_window: seconds of transient poll failures in a row (network, 5xx, 429) the wait rides
         out before it fails; 0 fails at the first poll that fails after the HTTP core's retries.
+    :param checked_at: epoch seconds when the deferring operator or sensor last looked at the job; the
+        first poll waits until one ``poll_interval`` after it. That spares a request, and keeps the
+        trigger from firing within seconds of the deferral, the window of Airflow 3.3's stale
+        defer-exit race (apache/airflow#72716: a resumed try failed by the deferring try's late
+        executor event). None polls at once.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class RemoteJobTrigger(BaseTrigger):
         deadline: float | None = None,
         cancel_on_kill: bool = True,
         outage_window: float = DEFAULT_OUTAGE_WINDOW,
+        checked_at: float | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -54,6 +60,7 @@ class RemoteJobTrigger(BaseTrigger):
         self.deadline = deadline
         self.cancel_on_kill = cancel_on_kill
         self.outage_window = float(outage_window)
+        self.checked_at = checked_at
         self._hook: Any = None
 
     # -- what a platform provides ----------------------------------------------------------------
@@ -86,6 +93,7 @@ class RemoteJobTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
                 "outage_window": self.outage_window,
+                "checked_at": self.checked_at,
             },
         )
 
@@ -103,6 +111,9 @@ class RemoteJobTrigger(BaseTrigger):
         outage = OutageTolerance(self.outage_window)
         raw: str | None = None
         try:
+            first_wait = self._first_wait()
+            if first_wait > 0:
+                await asyncio.sleep(first_wait)
             while True:
                 try:
                     status = await self.fetch(hook)
@@ -140,6 +151,15 @@ class RemoteJobTrigger(BaseTrigger):
             yield self._event("error", raw, message=f"{type(err).__name__}: {err}")
         finally:
             await self._close_hook()
+
+    def _first_wait(self) -> float:
+        """Seconds until one poll interval after the deferring task's own look (never past the deadline)."""
+        if self.checked_at is None:
+            return 0.0
+        wait = max(0.0, self.checked_at + self.poll_interval - time.time())
+        if self.deadline is not None:
+            wait = max(0.0, min(wait, self.deadline - time.time()))
+        return wait
 
     def _next_wait(self, schedule: PollSchedule) -> float:
         wait = schedule.next_interval()

@@ -40,6 +40,7 @@ def test_serialize_round_trip_is_plain_json() -> None:
         "deadline": 123.0,
         "cancel_on_kill": False,
         "outage_window": 900.0,
+        "checked_at": None,
     }
     rebuilt = AnaplanTaskTrigger(**kwargs)
     assert rebuilt.serialize() == trigger.serialize()
@@ -136,3 +137,34 @@ async def test_on_kill_cancels_when_asked() -> None:
 async def test_on_kill_never_raises() -> None:
     with mock.patch.object(AnaplanHook, "acancel_task", mock.AsyncMock(side_effect=RuntimeError("down"))):
         await make_trigger().on_kill()
+
+
+async def test_first_poll_waits_an_interval_after_the_operators_own_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator (or sensor) looked just before deferring: the trigger's first look is an interval later.
+
+    Besides sparing a request, this keeps a trigger from firing within seconds of the deferral, the
+    window of Airflow 3.3's stale defer-exit race (apache/airflow#72716), which fails the resumed try.
+    """
+    calls: list[tuple[str, float]] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        calls.append(("sleep", round(seconds)))
+
+    async def fetch(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(("poll", 0))
+        return {"taskState": "COMPLETE", "result": {"successful": True}}
+
+    monkeypatch.setattr("airflow_provider_sapplan.core.trigger.asyncio.sleep", fake_sleep)
+    looked = time.time()
+    trigger = make_trigger(checked_at=looked)
+    assert trigger.serialize()[1]["checked_at"] == looked  # a restarted triggerer knows it too
+    with mock.patch.object(AnaplanHook, "aget_task", fetch):
+        events = [event async for event in trigger.run()]
+    assert events[0].payload["status"] == "success"
+    assert calls == [("sleep", 5), ("poll", 0)]
+
+    # Long after that look (a triggerer restarted later, say), the first poll is at once.
+    calls.clear()
+    with mock.patch.object(AnaplanHook, "aget_task", fetch):
+        [event async for event in make_trigger(checked_at=looked - 60).run()]
+    assert calls == [("poll", 0)]
