@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 
 EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
 
+#: The least time between a deferral and the trigger's first poll. Airflow 3.3 fails a resumed try
+#: when the scheduler handles the deferring try's exit after the trigger has already fired
+#: (apache/airflow#72716, #71580); on a busy scheduler that exit is seen seconds late (5-6 s in the
+#: fault soak on 2 cores), so a trigger must not fire sooner. Costs short waits at most this long.
+DEFER_SETTLE_SECONDS = 10.0
+
 
 class RemoteJobTrigger(BaseTrigger):
     """Polls one remote job until it ends or the deadline passes, then fires exactly one event.
@@ -34,10 +40,10 @@ class RemoteJobTrigger(BaseTrigger):
     :param outage_window: seconds of transient poll failures in a row (network, 5xx, 429) the wait rides
         out before it fails; 0 fails at the first poll that fails after the HTTP core's retries.
     :param checked_at: epoch seconds when the deferring operator or sensor last looked at the job; the
-        first poll waits until one ``poll_interval`` after it. That spares a request, and keeps the
-        trigger from firing within seconds of the deferral, the window of Airflow 3.3's stale
-        defer-exit race (apache/airflow#72716: a resumed try failed by the deferring try's late
-        executor event). None polls at once.
+        first poll waits until one ``poll_interval`` (at least :data:`DEFER_SETTLE_SECONDS`) after it.
+        That spares a request, and keeps the trigger from firing within seconds of the deferral, the
+        window of Airflow 3.3's stale defer-exit race (a resumed try failed by the deferring try's
+        late executor event). None polls at once.
     """
 
     def __init__(
@@ -156,7 +162,7 @@ class RemoteJobTrigger(BaseTrigger):
         """Seconds until one poll interval after the deferring task's own look (never past the deadline)."""
         if self.checked_at is None:
             return 0.0
-        wait = max(0.0, self.checked_at + self.poll_interval - time.time())
+        wait = max(0.0, self.checked_at + max(self.poll_interval, DEFER_SETTLE_SECONDS) - time.time())
         if self.deadline is not None:
             wait = max(0.0, min(wait, self.deadline - time.time()))
         return wait

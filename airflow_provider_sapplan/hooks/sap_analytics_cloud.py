@@ -19,6 +19,7 @@ from airflow_provider_sapplan.connections import form_for
 from airflow_provider_sapplan.core.hook import PlatformHook, extra_field, parse_timeout
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.core.oauth_grants import ClientCredentialsGrant, RefreshTokenGrant
+from airflow_provider_sapplan.core.reconcile import send_or_reconcile
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -277,8 +278,9 @@ class SapAnalyticsCloudHook(PlatformHook):
             return self.client.post_json(f"{DATA_IMPORT}/jobs/{job_id}", json={"Data": rows}, idempotent=False)
 
     def validate_import_job(self, job_id: str) -> dict[str, Any]:
+        """Validate the staged rows (a check that writes nothing: safe to resend)."""
         with self._errors(f"the validation of job {job_id}"):
-            return self.client.post_json(f"{DATA_IMPORT}/jobs/{job_id}/validate", json={}, idempotent=False)
+            return self.client.post_json(f"{DATA_IMPORT}/jobs/{job_id}/validate", json={}, idempotent=True)
 
     def run_import_job(self, job_id: str, override_execute_with_failed_rows: bool | None = None) -> dict[str, Any]:
         body = (
@@ -286,8 +288,19 @@ class SapAnalyticsCloudHook(PlatformHook):
             if override_execute_with_failed_rows is None
             else {"overrideExecuteWithFailedRows": bool(override_execute_with_failed_rows)}
         )
+        path = f"{DATA_IMPORT}/jobs/{job_id}/run"
         with self._errors(f"the run of job {job_id}"):
-            return self.client.post_json(f"{DATA_IMPORT}/jobs/{job_id}/run", json=body, idempotent=False)
+            answer = send_or_reconcile(
+                lambda: self.client.post_json(path, json=body, idempotent=False),
+                lambda: self._import_job_left_staging(job_id),
+                what=f"{PLATFORM} import job {job_id}",
+            )
+        return answer if answer is not None else {"jobStatus": "PROCESSING"}
+
+    def _import_job_left_staging(self, job_id: str) -> bool:
+        """Whether a run of this (our own) job was accepted: it is no longer waiting for data or a write."""
+        status = str(read_key(self.import_job_status(job_id), "jobStatus", "status") or "").upper()
+        return status not in ("READY_FOR_DATA", "READY_FOR_WRITE")
 
     def import_job_status(self, job_id: str) -> dict[str, Any]:
         with self._errors(f"the status of job {job_id}"):

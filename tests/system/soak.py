@@ -224,7 +224,7 @@ def failed_tries(stack: AirflowStack, run_ids: set[str]) -> list[dict[str, Any]]
     )
     failures = []
     for dag_id, run_id, task_id, attempt, state in tries:
-        if run_id not in run_ids or state in ("success", "skipped"):
+        if run_id not in run_ids or state in ("success", "skipped", "upstream_failed") or not attempt:
             continue
         failures.append(
             {

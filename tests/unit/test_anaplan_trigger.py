@@ -140,10 +140,11 @@ async def test_on_kill_never_raises() -> None:
 
 
 async def test_first_poll_waits_an_interval_after_the_operators_own_look(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The operator (or sensor) looked just before deferring: the trigger's first look is an interval later.
+    """The operator (or sensor) looked just before deferring: the trigger's first look is an interval later
 
-    Besides sparing a request, this keeps a trigger from firing within seconds of the deferral, the
-    window of Airflow 3.3's stale defer-exit race (apache/airflow#72716), which fails the resumed try.
+    (and never within DEFER_SETTLE_SECONDS). Besides sparing a request, this keeps a trigger from
+    firing within seconds of the deferral, the window of Airflow 3.3's stale defer-exit race
+    (apache/airflow#72716), which fails the resumed try.
     """
     calls: list[tuple[str, float]] = []
 
@@ -161,7 +162,7 @@ async def test_first_poll_waits_an_interval_after_the_operators_own_look(monkeyp
     with mock.patch.object(AnaplanHook, "aget_task", fetch):
         events = [event async for event in trigger.run()]
     assert events[0].payload["status"] == "success"
-    assert calls == [("sleep", 5), ("poll", 0)]
+    assert calls == [("sleep", 10), ("poll", 0)]  # poll_interval 5, but DEFER_SETTLE_SECONDS is 10
 
     # Long after that look (a triggerer restarted later, say), the first poll is at once.
     calls.clear()

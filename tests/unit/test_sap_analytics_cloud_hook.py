@@ -328,3 +328,22 @@ def test_wait_until_raises_at_the_deadline() -> None:
     with pytest.raises(RemoteJobTimeoutError, match="still busy"):
         wait_until(lambda: (False, "busy"), deadline=time.time() + 0.05, what="x", sleep=slept.append)
     assert slept and all(s <= 0.05 for s in slept)
+
+
+@pytest.mark.parametrize(
+    ("status_after", "runs"),
+    [("PROCESSING", 1), ("READY_FOR_WRITE", 2)],
+    ids=["run-accepted-answer-lost", "run-never-reached-the-job"],
+)
+def test_lost_run_answer_asks_the_job_before_running_it_again(api: Any, status_after: str, runs: int) -> None:
+    run = f"{HOST}/api/v1/dataimport/jobs/J1/run"
+    api.post(run, [{"status_code": 502, "text": "Bad Gateway"}, {"json": {"jobStatus": "PROCESSING"}}])
+    api.get(f"{HOST}/api/v1/dataimport/jobs/J1/status", json={"jobStatus": status_after})
+    assert SapAnalyticsCloudHook().run_import_job("J1")["jobStatus"] == "PROCESSING"
+    assert len([r for r in api.request_history if r.url.endswith("/run")]) == runs  # never a second run
+
+
+def test_validation_is_resent_after_a_passing_500(api: Any) -> None:
+    validate = f"{HOST}/api/v1/dataimport/jobs/J1/validate"
+    api.post(validate, [{"status_code": 500, "text": "oops"}, {"json": {"failedNumberRows": 0}}])
+    assert SapAnalyticsCloudHook().validate_import_job("J1") == {"failedNumberRows": 0}
