@@ -1,7 +1,9 @@
-"""Sensors ride out a platform outage of bounded length too, poking in the worker or deferred.
+"""Waits the outage window did not cover at first: sensors, and the check an operator makes before deferring.
 
-Before: ``RemoteJobSensor`` took no ``outage_window``; a deferred sensor always used the default and a
-poking sensor failed at the first status check that failed after the HTTP core's retries.
+Before: ``RemoteJobSensor`` took no ``outage_window`` (a deferred sensor always used the default, a poking
+sensor failed at the first status check that failed after the HTTP core's retries), and a deferrable
+operator whose one status check between starting the job and deferring failed transiently failed the
+task, although its job was running (on Airflow 2.11 the retry then started a second job).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from unittest import mock
 
 import pytest
 
+from airflow_provider_sapplan._compat import TaskDeferred
 from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, ServiceUnavailableError
+from airflow_provider_sapplan.operators.anaplan import AnaplanRunImportOperator
 from airflow_provider_sapplan.sensors.anaplan import AnaplanTaskSensor
 
+REF = {"workspace_id": "ws", "model_id": "M", "action_type": "imports", "action_id": "112000000001", "task_id": "T1"}
 DONE = {"taskState": "COMPLETE", "result": {"successful": True}}
 RUNNING = {"taskState": "IN_PROGRESS"}
 
@@ -89,3 +94,30 @@ def test_outage_window_reaches_the_sensors_trigger() -> None:
     assert kwargs["outage_window"] == 900.0
     with pytest.raises(ValueError, match="outage_window"):
         sensor(outage_window=-5)
+
+
+# -- the operator's one check between starting the job and deferring --------------------------------
+
+
+def test_deferrable_operator_defers_when_its_first_check_fails_transiently(anaplan_conn: str) -> None:
+    op = AnaplanRunImportOperator(task_id="t", import_id="112000000001", deferrable=True, outage_window=300)
+    with (
+        mock.patch.object(AnaplanRunImportOperator, "submit", return_value=REF) as submit,
+        mock.patch.object(AnaplanRunImportOperator, "fetch", side_effect=NetworkError("refused")) as fetch,
+        pytest.raises(TaskDeferred) as deferred,
+    ):
+        op.execute({"ti": mock.MagicMock()})
+    assert submit.call_count == 1 and fetch.call_count == 1
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["ref"] == REF and kwargs["outage_window"] == 300.0  # the trigger rides the outage out
+
+
+def test_first_check_failures_that_the_window_does_not_cover_still_fail(anaplan_conn: str) -> None:
+    for error, window in ((NetworkError("refused"), 0), (AuthenticationError("bad password"), 900)):
+        op = AnaplanRunImportOperator(task_id="t", import_id="112000000001", deferrable=True, outage_window=window)
+        with (
+            mock.patch.object(AnaplanRunImportOperator, "submit", return_value=REF),
+            mock.patch.object(AnaplanRunImportOperator, "fetch", side_effect=error),
+            pytest.raises(type(error)),
+        ):
+            op.execute({"ti": mock.MagicMock()})
