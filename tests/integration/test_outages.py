@@ -294,3 +294,30 @@ def test_an_outage_longer_than_the_window_fails_the_task_clearly(
     lasted = float(re.search(r"kept failing for (\d+)s", message).group(1))  # type: ignore[union-attr]
     assert window <= lasted < 30
     print(f"\nOUTAGE window {window:.0f}s: gave up after {lasted:.0f}s of failures; test {elapsed:.1f}s")
+
+
+def test_an_outage_right_after_the_start_is_ridden_out_too(
+    down: SandboxServer, trigger_log: TriggerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The platform goes down between the job's start and the operator's one check before deferring."""
+    case = next(c for c in CASES if c.platform == "sap_job_scheduling")
+    from airflow_provider_sapplan.operators.sap_job_scheduling import SapJobSchedulingRunJobOperator
+
+    submit = SapJobSchedulingRunJobOperator.submit
+
+    def submit_then_go_down(self: Any, context: Any) -> dict[str, Any]:
+        ref = submit(self, context)
+        down.outage(OUTAGE_SECONDS, "refuse")
+        return ref
+
+    monkeypatch.setattr(SapJobSchedulingRunJobOperator, "submit", submit_then_go_down)
+    case.make_long(down, JOB_SECONDS)
+    dag = load_dag(case.dag_id)
+    dag.get_task(case.task_id).retries = 0  # a failed first check would fail the run, not retry it
+    try:
+        dag_run = dag.test()
+    finally:
+        down.outages.end()
+    assert state_of(dag_run) == "success", trigger_log.messages(logging.ERROR)
+    assert case.starts(down) == 1
+    assert any("poll failed" in m for m in trigger_log.messages(logging.WARNING))
