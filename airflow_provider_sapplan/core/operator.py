@@ -194,9 +194,25 @@ class RemoteJobOperator(CheckedArguments, RemoteJobMixin, ResumableJobMixin, Bas
         return None
 
     def _finish_or_defer(self, ref: dict[str, Any], context: Any) -> Any:
-        """Check once (following finished phases); finish, or defer to the trigger for ``ref``."""
+        """Check once (following finished phases); finish, or defer to the trigger for ``ref``.
+
+        The job is running by now: a check that fails transiently (the platform went down right after the
+        start) defers anyway, and the trigger rides the outage out within ``outage_window``.
+        """
         while True:
-            status = self.fetch(ref)
+            try:
+                status = self.fetch(ref)
+            except TransientError as err:
+                if not self.outage_window:
+                    raise
+                self.log.warning(
+                    "Checking %s failed (%s: %s); deferring, the trigger keeps checking for up to %.0fs of failures.",
+                    ref,
+                    type(err).__name__,
+                    err,
+                    self.outage_window,
+                )
+                self.defer(trigger=self.make_trigger(ref, self._deadline), method_name="execute_complete", timeout=None)
             following = self._following_ref(ref, status, context)
             if following is not None:
                 ref = following

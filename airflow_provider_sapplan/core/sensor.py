@@ -10,46 +10,89 @@ from airflow_provider_sapplan.core.remote_job import RemoteJobMixin
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.trigger import EVENT_STATUSES
 from airflow_provider_sapplan.core.validation import CheckedArguments, as_bool, as_duration
-from airflow_provider_sapplan.core.waiting import MIN_POLL_INTERVAL, deadline_after
-from airflow_provider_sapplan.exceptions import RemoteJobTimeoutError, SapplanError
+from airflow_provider_sapplan.core.waiting import (
+    DEFAULT_OUTAGE_WINDOW,
+    MIN_POLL_INTERVAL,
+    OutageTolerance,
+    deadline_after,
+)
+from airflow_provider_sapplan.exceptions import RemoteJobTimeoutError, SapplanError, TransientError
 
 
 class RemoteJobSensor(CheckedArguments, RemoteJobMixin, BaseSensorOperator):
     """Pokes (or defers on) one remote job; succeeds when it succeeds, fails when it fails.
 
     Subclasses provide :meth:`job_ref` and :class:`RemoteJobMixin`'s platform API.
+
+    :param outage_window: seconds of transient status-check failures in a row (network, 5xx, 429) the
+        wait rides out before failing (default 900; 0 fails at the first). Deferred, the trigger applies
+        it; poking in the worker (``mode="poke"``), the sensor does. A ``reschedule`` sensor runs each
+        poke in a new process and cannot bound an outage across them: a failed poke fails the try there
+        (Airflow's retries apply), as before; defer for long waits.
     """
 
     def __init__(
-        self, *, deferrable: bool | None = None, poke_interval: float | timedelta = 30.0, **kwargs: Any
+        self,
+        *,
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 30.0,
+        outage_window: float = DEFAULT_OUTAGE_WINDOW,
+        **kwargs: Any,
     ) -> None:
         # The shared waiting arguments are checked here, for every platform, before any remote call.
         poke_interval = as_duration(poke_interval, "poke_interval")
         if "timeout" in kwargs and kwargs["timeout"] is not None:
             kwargs["timeout"] = as_duration(kwargs["timeout"], "timeout")
+        outage_window = as_duration(outage_window, "outage_window", allow_zero=True)
+        OutageTolerance(outage_window)
         super().__init__(poke_interval=max(poke_interval, MIN_POLL_INTERVAL), **kwargs)
+        self.outage_window = outage_window
         self.deferrable = default_deferrable() if deferrable is None else as_bool(deferrable, "deferrable")
         self._last_status: dict[str, Any] | None = None
+        self._outage: OutageTolerance | None = None
 
     def job_ref(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def make_trigger(self, ref: dict[str, Any], deadline: float | None) -> BaseTrigger:
         # The sensor did not start this job: it never cancels it.
-        return self.build_trigger(ref, deadline, poll_interval=self.poke_interval, cancel_on_kill=False)
+        return self.build_trigger(
+            ref, deadline, poll_interval=self.poke_interval, cancel_on_kill=False, outage_window=self.outage_window
+        )
 
     def succeeded(self, ref: dict[str, Any], status: dict[str, Any], context: Any) -> Any:
         return status
 
     def poke(self, context: Any) -> bool:
         ref = self.job_ref()
-        status = self.fetch(ref)
+        try:
+            status = self.fetch(ref)
+        except TransientError as err:
+            if not self._ride_out(ref, err):
+                raise
+            return False
+        if self._outage is not None:
+            self._outage.recovered()
         self._last_status = status
         outcome = self.outcome(status)
         if outcome is Outcome.FAILED:
             self.failed(ref, status, context)
         self.log.info("%s is %s.", ref, self.raw_state(status))
         return outcome is Outcome.SUCCEEDED
+
+    def _ride_out(self, ref: dict[str, Any], err: TransientError) -> bool:
+        """True to poke again after ``err``; raises once the outage outlasted the window; False: fail as is."""
+        if getattr(self, "mode", "poke") == "reschedule":
+            return False
+        if self._outage is None:
+            self._outage = OutageTolerance(self.outage_window)
+        outage = self._outage
+        if outage.tolerate(err):
+            self.log.warning("Waiting on %s: %s.", ref, outage.describe(err))
+            return True
+        if not outage.failures:  # a window of 0: the error as it came
+            return False
+        raise type(err)(f"Waiting on {ref}: {outage.gave_up(err)}", platform=err.platform) from err
 
     def execute(self, context: Any) -> Any:
         self.run_argument_checks()  # rendered values, before the first status request

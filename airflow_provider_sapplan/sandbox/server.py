@@ -5,6 +5,7 @@ connection) in a background thread. Every request goes through the same pipeline
 
 1. ``/_sandbox/...`` control requests are served directly (never faulted, never counted);
 2. the request is counted in :class:`~.stats.Stats` under its route template;
+2a. an outage in progress (:mod:`.outage`) may drop it or answer 503 instead;
 2b. a platform's rate limit (:mod:`.rate_limit`), when one is set, may answer 429 instead;
 3. fault rules are checked (:mod:`.faults`) and may answer instead of the platform;
 4. the platform mount's guard (authentication) runs, then the route handler;
@@ -32,6 +33,7 @@ from urllib.parse import unquote
 
 from .anaplan import AnaplanBackend, AnaplanPlatform
 from .faults import HTML_LOGIN_PAGE, FaultInjector, FaultRule
+from .outage import OutageControl, outage_response
 from .platform import Platform, SandboxContext
 from .rate_limit import RateLimiter, retry_after_header
 from .routing import (
@@ -306,12 +308,14 @@ class SandboxServer:
             time_scale=time_scale, token_ttl=token_ttl, data_dir=self.data_dir, stats=self.stats
         )
         self.platforms: dict[str, Platform] = {cls.name: cls(self.context) for cls in PLATFORMS}
+        self.outages = OutageControl(self._close_listener, self._open_listener, list(self.platforms))
         mounts = [self._control_mount()]
         for platform in self.platforms.values():
             mounts.extend(platform.mounts())
         self._mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._bound_port: int | None = None
         self._stopped = False
 
     # ----------------------------------------------------------------------------------- lifecycle
@@ -320,23 +324,45 @@ class SandboxServer:
         """Bind the socket and serve in a background thread; returns self."""
         if self._stopped:
             raise RuntimeError("a stopped SandboxServer cannot be restarted; create a new one")
-        if self._httpd is not None:
+        if self._bound_port is not None:
             return self
-        self._httpd = _HTTPServer((self.host, self._requested_port), self)
+        self._listen(self._requested_port)
+        return self
+
+    def _listen(self, port: int) -> None:
+        """Bind ``port`` and serve it on a background thread."""
+        httpd = _HTTPServer((self.host, port), self)
+        self._bound_port = int(httpd.server_address[1])
+        self._httpd = httpd
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"sandbox-{self.port}",
-            daemon=True,
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"sandbox-{self.port}", daemon=True
         )
         self._thread.start()
-        return self
+
+    def _close_listener(self) -> int:
+        """A ``refuse`` outage: stop accepting, close the socket and cut open connections (their count)."""
+        httpd, thread, self._httpd, self._thread = self._httpd, self._thread, None, None
+        if httpd is None:
+            return 0
+        httpd.shutdown()
+        cut = len(httpd._connections)
+        httpd.close_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        return cut
+
+    def _open_listener(self) -> None:
+        """The end of a ``refuse`` outage: bind the same port again (``OSError`` if it is taken)."""
+        if not self._stopped and self._httpd is None and self._bound_port is not None:
+            self._listen(self._bound_port)
 
     def stop(self) -> None:
         """Stop serving, close open connections, release the platforms and delete the data dir."""
         if self._stopped:
             return
         self._stopped = True
+        self.outages.close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.close_connections()
@@ -358,14 +384,12 @@ class SandboxServer:
     @property
     def port(self) -> int:
         """The port the server listens on (the real one when started with ``port=0``)."""
-        if self._httpd is None:
-            return self._requested_port
-        return int(self._httpd.server_address[1])
+        return self._requested_port if self._bound_port is None else self._bound_port
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:54321``."""
-        if self._httpd is None:
+        if self._bound_port is None:
             raise RuntimeError("the sandbox is not started")
         return f"http://{self.host}:{self.port}"
 
@@ -399,8 +423,13 @@ class SandboxServer:
         assert isinstance(platform, SapDataIntelligencePlatform)
         return platform.backend
 
+    def outage(self, seconds: float, mode: str = "refuse", platform: str | None = None) -> dict[str, Any]:
+        """Take the platforms (or one, for ``drop``/``503``) down for ``seconds``; see :mod:`.outage`."""
+        return self.outages.start(seconds, mode, platform)
+
     def reset(self) -> None:
-        """Clear stats, faults and rate limits and return every platform to its seed state."""
+        """End any outage, clear stats, faults and rate limits and return every platform to its seed state."""
+        self.outages.clear()
         self.stats.reset()
         self.faults.clear()
         self.rate_limits.clear()
@@ -438,6 +467,9 @@ class SandboxServer:
             return self._run(mount, route, allowed, request), None, False
 
         self.stats.record_request(request.route, mount.platform if mount else None, bool(mount and mount.auth_endpoint))
+        down = self.outages.intercept(mount.platform if mount else None)
+        if down is not None:
+            return outage_response(down, mount, request), None, True
         if mount is not None and not mount.auth_endpoint:
             wait = self.rate_limits.admit(mount.platform)
             if wait is not None:
@@ -492,6 +524,7 @@ class SandboxServer:
                 Route("GET", "/rate_limit", self._list_rate_limits),
                 Route("POST", "/rate_limit", self._set_rate_limit),
                 Route("DELETE", "/rate_limit", self._clear_rate_limits),
+                *self.outages.routes(),
             ],
         )
 
