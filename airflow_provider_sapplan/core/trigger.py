@@ -125,7 +125,7 @@ class RemoteJobTrigger(BaseTrigger):
                     status = await self.fetch(hook)
                 except TransientError as err:
                     if not outage.tolerate(err):
-                        log.error("Waiting on %s: %s.", self.ref, outage.gave_up(err))
+                        log.error("Waiting on %s: %s", self.ref, outage.gave_up(err).rstrip("."))
                         yield self._event("error", raw, message=outage.gave_up(err))
                         return
                     log.warning("Waiting on %s: %s.", self.ref, outage.describe(err))
