@@ -285,7 +285,6 @@ class SacBackend:
             job = ImportJob(f"J{uuid.uuid4().hex[:24]}", model_id, import_type, owner, body, self.now())
             job.outcome = self.config.job_outcome
             self.jobs[job.job_id] = job
-            self.context.stats.record_task_started(f"sac:import:{model_id}")
             return job
 
     def push_rows(self, job_id: str, rows: list[Any]) -> dict[str, Any]:
@@ -358,6 +357,8 @@ class SacBackend:
                 job.outcome = "FAILED"
             job.status = "PROCESSING"
             job.run_at = self.now()
+            # The work is the run: a staging job deleted before it ran wrote nothing.
+            self.context.stats.record_task_started(f"sac:import:{job.model_id}")
             return {"jobStatus": "PROCESSING", "jobStatusURL": f"/api/v1/dataimport/jobs/{job_id}/status"}
 
     def status(self, job_id: str) -> dict[str, Any]:
