@@ -91,8 +91,8 @@ def needles(secret_set: SecretSet) -> dict[str, bytes]:
     for name, pem in secret_set.pems.items():
         for number, line in enumerate(pem_lines(pem)):
             found.setdefault(line.encode(), f"{name} (PEM body line {number + 1})")
-    for fragment in _b64_fragments(MARKER.encode()):
-        found.setdefault(fragment.encode(), f"the marker {MARKER} in base64")
+    for fragment in sorted(_b64_fragments(MARKER.encode())):
+        found.setdefault(fragment.encode(), f"the marker {MARKER} in base64 ({fragment})")
     return {label: needle for needle, label in found.items()}
 
 
