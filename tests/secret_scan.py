@@ -21,6 +21,7 @@ import re
 import secrets
 import sqlite3
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,24 +163,42 @@ def scan_files(roots: Iterable[Path], wanted: dict[str, bytes], exclude: Iterabl
     return findings
 
 
-def scan_sqlite(db: Path, wanted: dict[str, bytes], fernet_key: str | None = None) -> list[str]:
-    """``table.column (row rowid, how decoded): label`` for every needle in every value of every table."""
+def scan_rows(
+    where: str,
+    columns: list[str],
+    rows: Iterable[tuple[Any, ...]],
+    wanted: dict[str, bytes],
+    decrypt: Callable[[bytes], bytes | None] | None = None,
+    counts: Counter[str] | None = None,
+) -> list[str]:
+    """``where.column (row n, how decoded): label`` for every needle in ``rows`` (decoded as in :func:`scan_sqlite`)."""
+    findings: list[str] = []
+    for number, row in enumerate(rows):
+        for column, value in zip(columns, row, strict=True):
+            for how, data in _decoded(_as_bytes(value), decrypt):
+                if counts is not None:
+                    counts[how or "values"] += 1
+                for label in search(data, wanted):
+                    findings.append(f"{where}.{column} (row {number}{', ' + how if how else ''}): {label}")
+    return findings
+
+
+def scan_sqlite(
+    db: Path, wanted: dict[str, bytes], fernet_key: str | None = None, counts: Counter[str] | None = None
+) -> list[str]:
+    """``table.column (row n, how decoded): label`` for every needle in every value of every table.
+
+    Values are searched as stored, zlib-decompressed and Fernet-decrypted with ``fernet_key``;
+    ``counts`` (if given) counts the values searched and how many were decompressed or decrypted.
+    """
     decrypt = fernet_decrypter(fernet_key)
     findings: list[str] = []
     with sqlite3.connect(db) as conn:
         tables = [row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")]
         for table in tables:
             columns = [row[1] for row in conn.execute(f'pragma table_info("{table}")')]
-            try:
-                rows = conn.execute(f'select rowid, * from "{table}"').fetchall()
-            except sqlite3.OperationalError:  # WITHOUT ROWID tables
-                rows = [(None, *row) for row in conn.execute(f'select * from "{table}"').fetchall()]
-            for row in rows:
-                for column, value in zip(columns, row[1:], strict=True):
-                    for how, data in _decoded(_as_bytes(value), decrypt):
-                        for label in search(data, wanted):
-                            where = f"{table}.{column} (rowid {row[0]}{', ' + how if how else ''})"
-                            findings.append(f"{where}: {label}")
+            rows = conn.execute(f'select * from "{table}"').fetchall()
+            findings += scan_rows(table, columns, rows, wanted, decrypt, counts)
     return findings
 
 
