@@ -316,8 +316,8 @@ def test_no_secret_in_logs_or_metadata_database(tmp_path: Path) -> None:
     for dag_id in FAULT_DAGS:
         assert set(states[dag_id].values()) == {"failed"} and len(states[dag_id]) == 5, (dag_id, states[dag_id])
     assert stats["statuses"].get("401") and stats["statuses"].get("500"), stats["statuses"]
-    # Trigger kwargs were encrypted with the run's key and decrypted for the search; serialized DAGs compressed.
-    assert snapshots.rows["trigger"] and counts["fernet"], (len(snapshots.rows["trigger"]), counts)
+    # The deferred waits' trigger rows (deleted once fired) were caught while they existed.
+    assert snapshots.rows["trigger"], "no trigger row was seen while the DAGs ran"
     print(
         f"secrets test: {len(wanted)} needles, {len(runs)} DAG runs, {len(snapshots.rows['trigger'])} trigger rows "
         f"seen, values searched {dict(counts)}, {elapsed:.0f} s"

@@ -509,3 +509,26 @@ def test_server_text_echoing_the_request_credentials_is_redacted() -> None:
         )
     assert_clean("token request echo", *texts_of(info.value))
     assert "bad form grant_type=refresh_token&refresh_token=***" in str(info.value)
+
+
+def test_the_database_search_decompresses_and_decrypts(tmp_path: Any) -> None:
+    """A secret inside a zlib-compressed value or a Fernet-encrypted one (nested in JSON) is found, with where."""
+    import sqlite3
+    import zlib
+
+    from cryptography.fernet import Fernet
+
+    from tests.secret_scan import scan_sqlite
+
+    key = Fernet.generate_key()
+    hidden = Fernet(key).encrypt(json.dumps({"refresh_token": S["sac_refresh"]}).encode()).decode()
+    db = tmp_path / "meta.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table serialized_dag (dag_id text, data_compressed blob)")
+        conn.execute("create table trigger (id integer, kwargs text)")
+        conn.execute("insert into serialized_dag values ('d', ?)", (zlib.compress(S["di"].encode()),))
+        conn.execute("insert into trigger values (1, ?)", (json.dumps({"__var": hidden}),))
+    found = scan_sqlite(db, WANTED, key.decode())
+    assert any(f.startswith("serialized_dag.data_compressed (row 0, zlib): di-password (raw)") for f in found), found
+    assert any(f.startswith("trigger.kwargs (row 0, fernet): sac-refresh-token (raw)") for f in found), found
+    assert not any("fernet" in f for f in scan_sqlite(db, WANTED, Fernet.generate_key().decode())), "wrong key"
