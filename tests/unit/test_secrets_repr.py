@@ -532,3 +532,34 @@ def test_the_database_search_decompresses_and_decrypts(tmp_path: Any) -> None:
     assert any(f.startswith("serialized_dag.data_compressed (row 0, zlib): di-password (raw)") for f in found), found
     assert any(f.startswith("trigger.kwargs (row 0, fernet): sac-refresh-token (raw)") for f in found), found
     assert not any("fernet" in f for f in scan_sqlite(db, WANTED, Fernet.generate_key().decode())), "wrong key"
+
+
+def test_client_certificate_keys_never_reach_the_disk(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """x509 keys are handed to TLS as files, but no file with the key is left, even after os._exit.
+
+    Airflow 2.11 ends a task's process with os._exit, so cleanup at exit never runs; the key must not
+    be on the disk in the first place (found by tests/system/test_secrets.py in the task's TMPDIR).
+    """
+    import os
+    import ssl
+    import tempfile
+
+    from airflow_provider_sapplan.core import tls
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tls, "_directory", None)
+    monkeypatch.setattr(tls, "_written", {})
+    pid = os.fork()
+    if pid == 0:  # the child uses the key as a task would, then ends like an Airflow 2.11 task process
+        code = 0
+        try:
+            cert_file, key_file = tls.pem_files(X509_CERT, X509_KEY)
+            ssl.create_default_context().load_cert_chain(cert_file, key_file)
+            tls.client_ssl_context((cert_file, key_file))
+        except BaseException:  # any failure is the child's exit code
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the certificate and key could not be loaded"
+    left = [p for p in tmp_path.rglob("*") if p.is_file() and search(p.read_bytes(), WANTED)]
+    assert not left, f"private key left on disk: {left}"
