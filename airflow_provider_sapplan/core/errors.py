@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_sapplan.core.odata import odata_error_message
+from airflow_provider_sapplan.core.redaction import redact
 from airflow_provider_sapplan.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
@@ -121,6 +122,7 @@ def map_http_error(
     hints: Mapping[int, str] | None = None,
     attempts: int | None = None,
     url_fields: str = "",
+    sent_credentials: Iterable[str] = (),
 ) -> SapplanError:
     """The exception for a non-2xx answer, naming the call, the status and what to check.
 
@@ -128,6 +130,8 @@ def map_http_error(
         may still follow (the message is then true whatever happens next).
     :param url_fields: the connection fields holding the URLs (``"extras 'api_url'/'auth_url'"``),
         named when the answer shows the URL itself is wrong.
+    :param sent_credentials: the credentials the request carried (:mod:`.redaction`): blanked out of
+        the server's text, which some gateways fill with the request they refused.
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     url_fields = url_fields or (hints or {}).get(URL_FIELDS_HINT_KEY, "")
@@ -141,7 +145,9 @@ def map_http_error(
         cls = _class_for(status)
     if attempts is not None and attempts > 1 and status in EXHAUSTED_HINTS:
         hint = f"{hint} {EXHAUSTED_HINTS[status].format(attempts=attempts)}".strip()
-    detail = server_message(body)
+    # Redacted before the message is cut to length (a cut secret would no longer match) and after the
+    # JSON is decoded (escapes such as \/ hide a secret in the raw text).
+    detail = redact(server_message(redact(text, sent_credentials)), sent_credentials)
     message = f"{platform} {method} {_path(url)} failed with HTTP {status}"
     if detail:
         message += f": {detail}"

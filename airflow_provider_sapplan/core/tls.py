@@ -1,7 +1,10 @@
 """Client certificates given as PEM text, made usable by ``requests`` and ``ssl`` (which need files).
 
-Each certificate/key pair is written once per process to a private temporary directory (mode 0700,
-files 0600) and removed when the process exits.
+Each certificate/key pair is made a file once per process. On Linux the files live in memory
+(``memfd_create``; the path is ``/proc/self/fd/N``): the private key never touches the disk and
+vanishes with the process, however it ends (Airflow 2.11 ends task processes with ``os._exit``,
+which skips cleanup at exit). Elsewhere they are written to a private temporary directory (mode
+0700, files 0600) removed when the process exits normally.
 """
 
 from __future__ import annotations
@@ -82,18 +85,64 @@ def read_pem(value: object, field: str, kind: str, *, connection: str = "this co
 
 
 def pem_files(certificate_pem: str, key_pem: str) -> tuple[str, str]:
-    """Paths of files holding ``certificate_pem`` and ``key_pem`` (written once per process)."""
+    """Paths of files holding ``certificate_pem`` and ``key_pem`` (made once per process; in memory on Linux)."""
     digest = hashlib.sha256((certificate_pem + "\x00" + key_pem).encode()).hexdigest()[:16]
+    contents = [c if c.endswith("\n") else c + "\n" for c in (certificate_pem, key_pem)]
     with _lock:
+        if digest in _written and not _holds(_written[digest], contents):
+            del _written[digest]  # a descriptor closed (or reused) since, e.g. by a daemonising parent
         if digest not in _written:
-            directory = _private_directory()
-            paths = (os.path.join(directory, f"{digest}.crt"), os.path.join(directory, f"{digest}.key"))
-            for path, content in zip(paths, (certificate_pem, key_pem), strict=True):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(content if content.endswith("\n") else content + "\n")
-            _written[digest] = paths
+            memory = _memory_file(contents[0]), _memory_file(contents[1])
+            if memory[0] is not None and memory[1] is not None:
+                _written[digest] = (memory[0], memory[1])
+            else:
+                directory = _private_directory()
+                paths = (os.path.join(directory, f"{digest}.crt"), os.path.join(directory, f"{digest}.key"))
+                for path, content in zip(paths, contents, strict=True):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w") as handle:
+                        handle.write(content)
+                _written[digest] = paths
         return _written[digest]
+
+
+def _memory_file(content: str) -> str | None:
+    """The ``/proc/self/fd/N`` path of an in-memory file holding ``content``; None where that is not possible.
+
+    The descriptor stays open for the life of the process (and of forked children, which inherit it).
+    """
+    create = getattr(os, "memfd_create", None)
+    if create is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        fd = create("sapplan-tls")
+    except OSError:
+        return None
+    try:
+        os.fchmod(fd, 0o600)
+        data = memoryview(content.encode())
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        os.close(fd)
+        return None
+    path = f"/proc/self/fd/{fd}"
+    if not _holds((path,), [content]):
+        os.close(fd)
+        return None
+    return path
+
+
+def _holds(paths: tuple[str, ...], contents: list[str]) -> bool:
+    """Whether each path still reads back its content (an in-memory file's descriptor may have been closed)."""
+    for path, content in zip(paths, contents, strict=False):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() != content:
+                    return False
+        except OSError:
+            return False
+    return True
 
 
 def client_ssl_context(cert_files: tuple[str, str], verify: bool | str = True) -> ssl.SSLContext:

@@ -29,6 +29,7 @@ from airflow_provider_sapplan.core.errors import (
     token_endpoint_error,
 )
 from airflow_provider_sapplan.core.rate_budget import BUDGETS
+from airflow_provider_sapplan.core.redaction import credentials_in_body, credentials_in_headers
 from airflow_provider_sapplan.core.retry import RetryableFailure, RetryPolicy, server_requested_delay
 from airflow_provider_sapplan.exceptions import AuthenticationError, NetworkError, SapplanError
 
@@ -113,6 +114,21 @@ class Exchange:
             headers["X-CSRF-Token"] = csrf
         return headers
 
+    def sent_credentials(self) -> list[str]:
+        """What this request carried as credentials: auth headers, and a token request's whole body.
+
+        Blanked out of error messages quoting the answer (:mod:`.redaction`), for servers that echo it.
+        """
+        sent = credentials_in_headers(self.extra_headers)
+        auth = self.policy.auth if self.use_auth else None
+        if isinstance(auth, StaticHeaderAuth):
+            sent += credentials_in_headers(auth.headers())
+        elif auth is not None and self.token is not None:
+            sent += credentials_in_headers(auth.authorization_header(self.token))
+        if not self.use_auth:  # a token request: its form or JSON is credentials and grant parameters
+            sent += credentials_in_body(self.data, self.json)
+        return sent
+
     def network_failure(self, exc: BaseException, *, unsent: bool) -> Exception:
         """The exception to raise for a send that failed without an answer.
 
@@ -164,6 +180,7 @@ class Exchange:
                 status=status,
                 body=body,
                 hints=self.policy.status_hints,
+                sent_credentials=self.sent_credentials(),
             )
             if self.policy.retry.should_retry_status(status, idempotent=self.idempotent):
                 retry_after = server_requested_delay(headers)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .credentials import SandboxCredentials
 from .server import SandboxServer
 
 
@@ -36,13 +37,27 @@ def _parser() -> argparse.ArgumentParser:
         help="lifetime of issued access tokens in seconds (default 2100, Anaplan's 35 minutes)",
     )
     parser.add_argument("--data-dir", default=None, help="directory for file content (default: a temporary one)")
+    parser.add_argument(
+        "--credentials",
+        default=None,
+        metavar="FILE",
+        help='JSON file {"platform": {"key": "value"}} of credentials to accept instead of the documented ones '
+        "(see docs/sandbox.md); they are never printed",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until SIGTERM/SIGINT; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    credentials = None
+    if args.credentials:
+        try:
+            credentials = SandboxCredentials.from_file(args.credentials)
+        except ValueError as exc:
+            parser.error(str(exc))
     server = SandboxServer(
         host=args.host,
         port=args.port,
@@ -51,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         verbose=args.verbose,
     )
+    if credentials is not None:
+        server.context.credentials = credentials
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -60,9 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server.start()
         print(f"Sandbox listening on {server.url} (time scale {args.time_scale}, token TTL {args.token_ttl:g} s)")
-        print("Point Airflow connections at it:")
-        for line in server.connection_hints():
-            print(f"  {line}")
+        if server.context.credentials.configured:
+            print(f"Credentials from {args.credentials} (not printed); connection hints left out")
+        else:
+            print("Point Airflow connections at it:")
+            for line in server.connection_hints():
+                print(f"  {line}")
         print(f"Control API: {server.url}/_sandbox/health, /_sandbox/stats, /_sandbox/faults, /_sandbox/reset")
         print(f"SANDBOX READY {server.url}", flush=True)
         while not stop.wait(0.5):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .credentials import SandboxCredentials
 from .routing import Mount
 from .stats import Stats
 
@@ -25,7 +26,8 @@ class SandboxContext:
 
     ``time_scale`` multiplies emulated durations (0.1 runs ten times faster); ``token_ttl`` is
     the lifetime of issued access tokens in seconds (real, not scaled, because clients compare
-    it with their own clock); ``clock`` returns epoch seconds and can be replaced in tests.
+    it with their own clock); ``clock`` returns epoch seconds and can be replaced in tests;
+    ``credentials`` are the logins the platforms accept (their documented defaults unless set).
     """
 
     time_scale: float
@@ -33,6 +35,7 @@ class SandboxContext:
     data_dir: Path
     stats: Stats
     clock: Callable[[], float] = field(default=time.time)
+    credentials: SandboxCredentials = field(default_factory=SandboxCredentials)
 
     def scaled(self, seconds: float) -> float:
         """An emulated duration in real seconds."""

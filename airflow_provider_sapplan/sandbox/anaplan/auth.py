@@ -55,7 +55,10 @@ class TokensMixin:
             user, _, password = decoded.partition(":")
         except (IndexError, ValueError, binascii.Error) as exc:
             raise AnaplanAuthError("Malformed Basic authorization header") from exc
-        if user != USER_EMAIL or password != USER_PASSWORD:
+        accepted = self.context.credentials
+        if user != accepted.get("anaplan", "user", USER_EMAIL) or not secrets.compare_digest(
+            password.encode(), accepted.get("anaplan", "password", USER_PASSWORD).encode()
+        ):
             raise AnaplanAuthError("Login failed: the user name or password is incorrect")
         with self._lock:
             return self._issue(user)

@@ -160,7 +160,9 @@ class SacBackend:
         with getattr(self, "_lock", threading.RLock()):
             self.config = SacConfig()
             self.tokens: dict[str, Token] = {}
-            self.refresh_tokens: dict[str, str] = {REFRESH_TOKEN: USER_CLIENT_ID}
+            #: refresh tokens issued by rotation -> client id; the seeded one is the credentials' own
+            self.refresh_tokens: dict[str, str] = {}
+            self.seed_refresh_token_used = False  #: the seeded refresh token was rotated away
             self.sessions: dict[str, str] = {}  #: session cookie -> CSRF token
             self.jobs: dict[str, ImportJob] = {}
             self.deleted_jobs: list[str] = []
@@ -193,20 +195,32 @@ class SacBackend:
 
     def issue_token(self, client_id: str, secret: str, grant: str, refresh_token: str | None) -> dict[str, Any]:
         with self._lock:
-            clients = {API_CLIENT_ID: API_CLIENT_SECRET, USER_CLIENT_ID: USER_CLIENT_SECRET}
+            accepted = self.context.credentials
+            user_client = accepted.get("sap_analytics_cloud", "user_client_id", USER_CLIENT_ID)
+            clients = {
+                accepted.get("sap_analytics_cloud", "api_client_id", API_CLIENT_ID): accepted.get(
+                    "sap_analytics_cloud", "api_client_secret", API_CLIENT_SECRET
+                ),
+                user_client: accepted.get("sap_analytics_cloud", "user_client_secret", USER_CLIENT_SECRET),
+            }
             if clients.get(client_id) != secret:
                 raise SacError(401, "Bad credentials")
             body: dict[str, Any] = {}
             if grant == "client_credentials":
                 purpose = "api"
             elif grant == "refresh_token":
-                if client_id != USER_CLIENT_ID:
+                if client_id != user_client:
                     raise SacError(400, "unauthorized_client: the client's purpose does not allow this grant")
-                if self.refresh_tokens.get(refresh_token or "") != client_id:
+                seeded = accepted.get("sap_analytics_cloud", "refresh_token", REFRESH_TOKEN)
+                is_seed = refresh_token == seeded and not self.seed_refresh_token_used
+                if not is_seed and self.refresh_tokens.get(refresh_token or "") != client_id:
                     raise SacError(401, "invalid_grant: Invalid refresh token")
                 purpose = "user"
                 if self.config.rotate_refresh_tokens:
-                    del self.refresh_tokens[refresh_token or ""]
+                    if is_seed:
+                        self.seed_refresh_token_used = True
+                    else:
+                        del self.refresh_tokens[refresh_token or ""]
                     rotated = f"rt-{secrets.token_hex(12)}"
                     self.refresh_tokens[rotated] = client_id
                     body["refresh_token"] = rotated

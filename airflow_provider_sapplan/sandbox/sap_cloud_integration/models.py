@@ -211,11 +211,18 @@ class CloudIntegrationBackend:
 
     def client_plan(self, client_id: str | None, secret: str | None) -> str | None:
         """``"api"`` or ``"flow"`` for a known client id and secret."""
+        accepted = self.context.credentials
         for plan, (cid, csecret) in {
-            "api": (API_CLIENT_ID, API_CLIENT_SECRET),
-            "flow": (FLOW_CLIENT_ID, FLOW_CLIENT_SECRET),
+            "api": (
+                accepted.get("sap_cloud_integration", "api_client_id", API_CLIENT_ID),
+                accepted.get("sap_cloud_integration", "api_client_secret", API_CLIENT_SECRET),
+            ),
+            "flow": (
+                accepted.get("sap_cloud_integration", "flow_client_id", FLOW_CLIENT_ID),
+                accepted.get("sap_cloud_integration", "flow_client_secret", FLOW_CLIENT_SECRET),
+            ),
         }.items():
-            if client_id == cid and secret is not None and secrets.compare_digest(secret, csecret):
+            if client_id == cid and secret is not None and secrets.compare_digest(secret.encode(), csecret.encode()):
                 return plan
         return None
 

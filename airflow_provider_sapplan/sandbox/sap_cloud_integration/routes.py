@@ -334,7 +334,12 @@ class SapCloudIntegrationPlatform(Platform):
                 user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (ValueError, binascii.Error):
                 return None
-            return "basic" if (user, password) == (BASIC_USER, BASIC_PASSWORD) else None
+            accepted = self._backend.context.credentials
+            expected = (
+                accepted.get("sap_cloud_integration", "basic_user", BASIC_USER),
+                accepted.get("sap_cloud_integration", "basic_password", BASIC_PASSWORD),
+            )
+            return "basic" if (user, password) == expected else None
         return None
 
     def _unauthorized(self) -> Response:

@@ -33,7 +33,13 @@ class SapDataIntelligencePlatform(Platform):
     def mounts(self) -> list[Mount]:
         routes = Routes(self._backend)
         return [
-            Mount(prefix=PREFIX, platform=self.name, routes=routes.api(), guard=guard, errors=api_error),
+            Mount(
+                prefix=PREFIX,
+                platform=self.name,
+                routes=routes.api(),
+                guard=lambda request: guard(request, self.context.credentials),
+                errors=api_error,
+            ),
             Mount(prefix=CONTROL_PREFIX, platform=self.name, control=True, routes=routes.control()),
         ]
 

@@ -12,6 +12,7 @@ import binascii
 import json
 from typing import Any
 
+from ..credentials import SandboxCredentials
 from ..faults import HTML_LOGIN_PAGE
 from ..routing import Handler, HttpError, Request, Response, Route
 from .models import PASSWORD, TENANT, USER, DataIntelligenceBackend, DataIntelligenceError
@@ -33,14 +34,21 @@ def logon_page() -> Response:
     return Response(status=200, body=HTML_LOGIN_PAGE.encode(), content_type="text/html; charset=utf-8")
 
 
-def guard(request: Request) -> Response | None:
-    """Basic ``tenant\\user`` credentials (else the HTML logon page on 200), then X-Requested-With."""
+def guard(request: Request, credentials: SandboxCredentials | None = None) -> Response | None:
+    """Basic ``tenant\\user`` credentials (else the HTML logon page on 200), then X-Requested-With.
+
+    ``credentials`` are the server's (:mod:`..credentials`); None accepts the documented ones.
+    """
+    accepted = credentials or SandboxCredentials()
+    tenant = accepted.get("sap_data_intelligence", "tenant", TENANT)
+    user = accepted.get("sap_data_intelligence", "user", USER)
+    password = accepted.get("sap_data_intelligence", "password", PASSWORD)
     scheme, _, value = request.header("Authorization").strip().partition(" ")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         decoded = ""
-    if scheme.lower() != "basic" or decoded != f"{TENANT}\\{USER}:{PASSWORD}":
+    if scheme.lower() != "basic" or decoded != f"{tenant}\\{user}:{password}":
         return logon_page()
     if not request.header("X-Requested-With").strip():
         return Response(

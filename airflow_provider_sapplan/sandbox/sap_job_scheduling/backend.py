@@ -121,10 +121,13 @@ class JobSchedulingBackend:
 
     def authenticate_client(self, client_id: str | None, client_secret: str | None) -> bool:
         """True for the seeded OAuth client's id and secret."""
+        accepted = self.context.credentials
         return (
-            client_id == CLIENT_ID
+            client_id == accepted.get("sap_job_scheduling", "client_id", CLIENT_ID)
             and client_secret is not None
-            and secrets.compare_digest(client_secret, CLIENT_SECRET)
+            and secrets.compare_digest(
+                client_secret.encode(), accepted.get("sap_job_scheduling", "client_secret", CLIENT_SECRET).encode()
+            )
         )
 
     def check_lite(self, basic_value: str) -> bool:
@@ -133,7 +136,10 @@ class JobSchedulingBackend:
             user, _, password = base64.b64decode(basic_value.strip(), validate=True).decode().partition(":")
         except (ValueError, binascii.Error):
             return False
-        return user == LITE_USER and secrets.compare_digest(password, LITE_PASSWORD)
+        accepted = self.context.credentials
+        return user == accepted.get("sap_job_scheduling", "lite_user", LITE_USER) and secrets.compare_digest(
+            password.encode(), accepted.get("sap_job_scheduling", "lite_password", LITE_PASSWORD).encode()
+        )
 
     def issue_token(self, issuer: str = "http://sandbox", grant: str = "client_credentials") -> Token:
         """Issue an access token (a JWT-shaped string with an unverifiable signature)."""

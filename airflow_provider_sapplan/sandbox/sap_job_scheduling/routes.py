@@ -281,7 +281,7 @@ class SapJobSchedulingPlatform(Platform):
     def _cert_token(self, request: Request) -> Response:
         """``POST <certurl>/oauth/token``: x509 client credentials (the certificate cannot be checked)."""
         form = self._form(request)
-        if form.get("client_id") != CLIENT_ID:
+        if form.get("client_id") != self._backend.context.credentials.get("sap_job_scheduling", "client_id", CLIENT_ID):
             return _oauth_error(401, "unauthorized", "Bad credentials")
         return self._token_response(request, form, f"{request.base_url}{UAA_CERT_PREFIX}", "x509")
 
