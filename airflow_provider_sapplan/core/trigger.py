@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
 
+# Cancelling on kill (state check + cancel call) may take this long, whatever interrupts on_kill.
+KILL_TIMEOUT = 120.0
+_KILLS: set[asyncio.Future[None]] = set()  # cancels in flight (the event loop keeps only weak references)
+
 
 class RemoteJobTrigger(BaseTrigger):
     """Polls one remote job until it ends or the deadline passes, then fires exactly one event.
@@ -168,11 +172,21 @@ class RemoteJobTrigger(BaseTrigger):
         """
         if not self.cancel_on_kill:
             return
+        # Airflow 3.3.2's triggerer re-sends the cancel of a trigger on every loop (about once a second)
+        # until the trigger has finished, and each one interrupts on_kill: the state check and the cancel
+        # call run in their own task, shielded, bounded by KILL_TIMEOUT, and kept alive by _KILLS.
+        kill = asyncio.ensure_future(self._kill())
+        _KILLS.add(kill)
+        kill.add_done_callback(_KILLS.discard)
+        await asyncio.shield(kill)
+
+    async def _kill(self) -> None:
         try:
-            if not await self._task_was_ended():
-                return
-            await self.cancel(self._hook_instance())
-            log.info("Cancelled %s after the deferred task was killed.", self.ref)
+            async with asyncio.timeout(KILL_TIMEOUT):
+                if not await self._task_was_ended():
+                    return
+                await self.cancel(self._hook_instance())
+            log.info("Ran the platform's cancel for %s after the deferred task was killed.", self.ref)
         except Exception:
             log.warning("Could not cancel %s on kill.", self.ref, exc_info=True)
         finally:

@@ -139,3 +139,41 @@ async def test_task_instance_state_reads_the_supervisor(
 @pytest.mark.skipif(_compat.AIRFLOW_V_3_0_PLUS, reason="the 2.11 answer")
 async def test_task_instance_state_is_unknown_on_airflow_2() -> None:
     assert await _compat.task_instance_state(TI) is None
+
+
+async def test_a_cancel_in_flight_survives_the_triggerers_repeated_cancels() -> None:
+    # Airflow 3.3.2 cancels a trigger's task again on every loop until it finished, interrupting on_kill.
+    release = asyncio.Event()
+
+    class SlowCancel(FakeTrigger):
+        async def cancel(self, hook: Any) -> None:
+            await release.wait()
+            self.cancelled += 1
+
+    trigger = with_ti(SlowCancel())
+    with mock.patch.object(trigger_module, "task_instance_state", mock.AsyncMock(return_value="failed")):
+        for _ in range(3):  # on_kill interrupted three times while its cancel call is in flight
+            kill = asyncio.ensure_future(trigger.on_kill())
+            await asyncio.sleep(0.01)
+            kill.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await kill
+        assert trigger.cancelled == 0 and len(trigger_module._KILLS) == 3
+        release.set()
+        while trigger_module._KILLS:
+            await asyncio.sleep(0.01)
+    assert trigger.cancelled == 3  # each cancel went through (the platforms' cancels are idempotent)
+
+
+async def test_a_cancel_that_hangs_is_given_up_after_kill_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    class Hangs(FakeTrigger):
+        async def cancel(self, hook: Any) -> None:
+            await asyncio.Event().wait()
+
+    trigger = with_ti(Hangs())
+    with (
+        mock.patch.object(trigger_module, "task_instance_state", mock.AsyncMock(return_value="failed")),
+        mock.patch.object(trigger_module, "KILL_TIMEOUT", 0.05),
+    ):
+        await trigger.on_kill()
+    assert "Could not cancel {'job': 'J1'} on kill" in caplog.text and not trigger_module._KILLS
