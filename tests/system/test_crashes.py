@@ -1,4 +1,4 @@
-"""Crashes under a real Airflow 3.3 stack, with zero duplicate remote jobs (issue 13, part 3).
+"""Crashes under a real Airflow stack, with zero duplicate remote jobs (issue 13, part 3).
 
 One stack (tests/system/stack.py: sandbox, scheduler, triggerer, DAG processor, API server,
 LocalExecutor) serves three cases, each with its own DAG written to a temporary DAGs folder and
@@ -9,14 +9,14 @@ Integration deploy, Analytics Cloud Multi Action, Data Intelligence graph):
    NON-deferrable operators wait: the scheduler finds the tasks without heartbeat, retries them, and
    the retries reconnect to the jobs (``task_state_store``) instead of starting new ones;
 2. the triggerer is SIGKILLed while deferrable operators wait, and restarted: every wait resumes
-   from its serialized trigger and succeeds, no task is retried;
+   from its serialized trigger and succeeds, no task is retried (this case runs on 2.11 too);
 3. deferred tasks are marked failed through the REST API: the trigger's ``on_kill`` cancels the job
    where the platform can (Anaplan deletes the task, Data Intelligence stops the graph, Job
    Scheduling deactivates the one-time schedule) and leaves it running where it cannot.
 
 Every case counts the jobs the sandbox started (``GET /_sandbox/stats`` -> ``tasks_started``):
 exactly one per task. Figures are printed as ``CRASH-FIGURES {...}`` lines (run with ``-s``).
-What Airflow 2.11 does in each case is in docs/RELIABILITY-crashes.md.
+Cases 1 and 3 need Airflow 3.3 and skip on 2.11; what 2.11 does there is in docs/RELIABILITY-crashes.md.
 """
 
 from __future__ import annotations
@@ -34,17 +34,16 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_sapplan._compat import AIRFLOW_V_3_3_PLUS
+from airflow_provider_sapplan._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.system.stack import AirflowStack
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.skipif(
-        not AIRFLOW_V_3_3_PLUS,
-        reason="crash recovery (task_state_store, trigger on_kill) needs Airflow 3.3+; what 2.11 does in each "
-        "case is written down in docs/RELIABILITY-crashes.md",
-    ),
-]
+pytestmark = pytest.mark.system
+
+needs_3_3 = pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS,
+    reason="reconnecting a retried task to its job (task_state_store) and cancelling on a deferred task's kill "
+    "(trigger on_kill) need Airflow 3.3+; what Airflow 2.11 does instead is in docs/RELIABILITY-crashes.md",
+)
 
 HEARTBEAT_TIMEOUT = 30  # [scheduler] task_instance_heartbeat_timeout (default 300)
 TRIGGERER_HEALTH = 15  # [triggerer] triggerer_health_check_threshold (default 30)
@@ -255,6 +254,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
 # -- 1. worker killed -----------------------------------------------------------------------------
 
 
+@needs_3_3
 def test_worker_killed_while_non_deferrable_operators_wait(stack: AirflowStack) -> None:
     dag_id, case, job_seconds = "crash_worker", "worker", 90
     configure_long_jobs(stack, case, job_seconds)
@@ -309,7 +309,8 @@ def test_worker_killed_while_non_deferrable_operators_wait(stack: AirflowStack) 
 
 
 def test_triggerer_killed_and_restarted_while_triggers_wait(stack: AirflowStack) -> None:
-    dag_id, case, job_seconds = "crash_triggerer", "triggerer", 60
+    # Airflow 2.11's SequentialExecutor starts the five tasks one after the other: longer jobs.
+    dag_id, case, job_seconds = "crash_triggerer", "triggerer", 60 if AIRFLOW_V_3_0_PLUS else 150
     configure_long_jobs(stack, case, job_seconds)
     before = tasks_started(stack)
     stack.trigger(dag_id, "kill_triggerer")
@@ -354,6 +355,7 @@ def test_triggerer_killed_and_restarted_while_triggers_wait(stack: AirflowStack)
     assert started_delta(stack, before) == expected_delta(case)  # zero duplicates
     figures(
         "triggerer",
+        airflow="3" if AIRFLOW_V_3_0_PLUS else "2",
         waits=len(TASKS),
         jobs_started=sum(started_delta(stack, before).values()),
         down_s=round(restarted_at - killed_at, 1),
@@ -366,6 +368,7 @@ def test_triggerer_killed_and_restarted_while_triggers_wait(stack: AirflowStack)
 # -- 3. deferred tasks marked failed ----------------------------------------------------------------
 
 
+@needs_3_3
 def test_deferred_tasks_marked_failed_cancel_what_can_be_cancelled(stack: AirflowStack) -> None:
     dag_id, case, run_id, job_seconds = "crash_mark_failed", "mark_failed", "mark_failed", 120
     configure_long_jobs(stack, case, job_seconds)
