@@ -129,6 +129,10 @@ DAGS = {
     "crash_worker": dag_source("crash_worker", "worker", deferrable=False),
     "crash_triggerer": dag_source("crash_triggerer", "triggerer", deferrable=True),
     "crash_mark_failed": dag_source("crash_mark_failed", "mark_failed", deferrable=True, cancel_on_kill=True),
+    # Airflow 2.11's SequentialExecutor runs one task at a time: its worker case has the Anaplan task only.
+    "crash_worker_airflow2": dag_source("crash_worker_airflow2", "worker", deferrable=False).split(
+        "    SapJobSchedulingRunJobOperator("
+    )[0],
 }
 
 
@@ -245,6 +249,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH),
+        "AIRFLOW__SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD": str(HEARTBEAT_TIMEOUT),  # 2.11's name
     }
     with AirflowStack(root, env=env) as started:
         started.wait_parsed(DAGS, time.time() + 240)
@@ -302,6 +307,40 @@ def test_worker_killed_while_non_deferrable_operators_wait(stack: AirflowStack) 
         kill_to_retry_s=round(retried - killed_at, 1),
         kill_to_run_end_s=round(finished - killed_at, 1),
         heartbeat_timeout_s=HEARTBEAT_TIMEOUT,
+    )
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3 reconnects: see the test above")
+def test_airflow_2_worker_killed_retry_starts_a_second_job(stack: AirflowStack) -> None:
+    """Pins what docs/RELIABILITY-crashes.md says of Airflow 2.11: no task_state_store, so the retry
+    of a killed non-deferrable task cannot find its job and starts a second one (the first keeps
+    running). If this ever reconnects, update the docs."""
+    dag_id, case, job_seconds = "crash_worker_airflow2", "worker", 90
+    configure_long_jobs(stack, case, job_seconds)
+    before = tasks_started(stack)
+    stack.trigger(dag_id, "kill_worker")
+    wait_for(
+        "the task to be waiting on its job",
+        lambda: none_failed(stack, dag_id) and "checking again" in task_log(stack, dag_id, "anaplan", 1),
+        stack,
+        180,
+    )
+    pid = int(ti_rows(stack, dag_id)["anaplan"][2])
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)  # the raw task process; its LocalTaskJob sees it die
+    states = stack.wait_finished(time.time() + 2 * job_seconds + 180, 1, dag_id)
+    finished = time.time()
+    rows = ti_rows(stack, dag_id)
+    assert set(states.values()) == {"success"} and rows["anaplan"][:2] == ("success", 2), rows
+    assert "Durable reconnect needs Airflow 3.3+" in task_log(stack, dag_id, "anaplan", 2)
+    assert started_delta(stack, before) == {ANAPLAN_PROCESS[case]: 2}  # the documented duplicate
+    figures(
+        "worker",
+        airflow="2",
+        tasks=1,
+        jobs_started=2,
+        kill_to_run_end_s=round(finished - killed_at, 1),
+        zombie_threshold_s=HEARTBEAT_TIMEOUT,
     )
 
 
