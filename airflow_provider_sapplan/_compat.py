@@ -113,6 +113,37 @@ def _connection_class() -> type:
     return CoreConnection
 
 
+async def task_instance_state(ti: Any) -> str | None:
+    """The current state of a deferred task's instance, read from a trigger (Airflow 3.x); None if unknown.
+
+    A cleared instance (no state) answers ``"no_status"``.
+
+    A trigger asks before it cancels remote work in ``on_kill``: only a task that is no longer
+    deferred was acted on by a user. Airflow 3.x answers through the triggerer's supervisor (in a
+    thread, as synchronous SDK calls must not block the event loop); 2.11 never calls ``on_kill``
+    on triggers and answers None here.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        return None
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from asgiref.sync import sync_to_async
+
+    map_index = getattr(ti, "map_index", -1)
+    map_index = -1 if map_index is None else int(map_index)
+    states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+        dag_id=ti.dag_id,
+        task_ids=[ti.task_id],
+        run_ids=[ti.run_id],
+        map_index=map_index if map_index >= 0 else None,
+    )
+    key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
+    found = (states or {}).get(ti.run_id, {})
+    if key not in found:
+        return None
+    state = found[key]
+    return "no_status" if state is None else str(getattr(state, "value", state))
+
+
 def default_deferrable() -> bool:
     """The ``[operators] default_deferrable`` setting, as every official provider reads it."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
@@ -136,4 +167,5 @@ __all__ = [
     "default_deferrable",
     "get_async_connection",
     "mask_secret",
+    "task_instance_state",
 ]

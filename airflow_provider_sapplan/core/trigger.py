@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow_provider_sapplan._compat import BaseTrigger, TriggerEvent
+from airflow_provider_sapplan._compat import BaseTrigger, TriggerEvent, task_instance_state
 from airflow_provider_sapplan.core.status import Outcome
 from airflow_provider_sapplan.core.waiting import DEFAULT_OUTAGE_WINDOW, OutageTolerance, PollSchedule
 from airflow_provider_sapplan.exceptions import TransientError
@@ -27,6 +27,10 @@ EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
 #: (apache/airflow#72716, #71580); on a busy scheduler that exit is seen seconds late (5-6 s in the
 #: fault soak on 2 cores), so a trigger must not fire sooner. Costs short waits at most this long.
 DEFER_SETTLE_SECONDS = 10.0
+
+# Cancelling on kill (state check + cancel call) may take this long, whatever interrupts on_kill.
+KILL_TIMEOUT = 120.0
+_KILLS: set[asyncio.Future[None]] = set()  # cancels in flight (the event loop keeps only weak references)
 
 
 class RemoteJobTrigger(BaseTrigger):
@@ -182,13 +186,61 @@ class RemoteJobTrigger(BaseTrigger):
                 log.debug("Closing the hook of %s failed.", self.ref, exc_info=True)
 
     async def on_kill(self) -> None:
-        """Airflow 3.3+: the deferred task was marked failed/success or cleared; cancel best-effort."""
+        """Airflow 3.3+: the deferred task was marked failed/success or cleared; cancel best-effort.
+
+        Airflow calls this when the trigger is cancelled "by user action": its trigger row went away
+        while this triggerer ran it. That is also what happens when another triggerer took the trigger
+        over (this one missed its heartbeats), and then the task still waits (on the other triggerer)
+        for the very job we would cancel. So the job is cancelled only when the task instance is no
+        longer deferred; when its state cannot be read, the job is left running (a job left running is
+        what Airflow 2.11 always does; a job cancelled under a live wait fails the task). A triggerer
+        restart or shutdown never gets here.
+        """
         if not self.cancel_on_kill:
             return
+        # Airflow 3.3.2's triggerer re-sends the cancel of a trigger on every loop (about once a second)
+        # until the trigger has finished, and each one interrupts on_kill: the state check and the cancel
+        # call run in their own task, shielded, bounded by KILL_TIMEOUT, and kept alive by _KILLS.
+        kill = asyncio.ensure_future(self._kill())
+        _KILLS.add(kill)
+        kill.add_done_callback(_KILLS.discard)
+        await asyncio.shield(kill)
+
+    async def _kill(self) -> None:
         try:
-            await self.cancel(self._hook_instance())
-            log.info("Cancelled %s after the deferred task was killed.", self.ref)
+            async with asyncio.timeout(KILL_TIMEOUT):
+                if not await self._task_was_ended():
+                    return
+                await self.cancel(self._hook_instance())
+            log.info("Ran the platform's cancel for %s after the deferred task was killed.", self.ref)
         except Exception:
             log.warning("Could not cancel %s on kill.", self.ref, exc_info=True)
         finally:
             await self._close_hook()
+
+    async def _task_was_ended(self) -> bool:
+        """True when the task this trigger waits for is no longer deferred (a user ended or cleared it)."""
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return True  # not run by a triggerer (called directly): the caller asked for the cancel
+        try:
+            state = await task_instance_state(ti)
+        except Exception:
+            log.warning("Could not read the state of %s; leaving %s running.", _ti_name(ti), self.ref, exc_info=True)
+            return False
+        if state is None:
+            log.warning("The state of %s is unknown; leaving %s running.", _ti_name(ti), self.ref)
+            return False
+        if state == "deferred":
+            log.warning(
+                "%s is still deferred (its wait moved to another triggerer?); leaving %s running.",
+                _ti_name(ti),
+                self.ref,
+            )
+            return False
+        log.info("%s is now %s: cancelling %s.", _ti_name(ti), state, self.ref)
+        return True
+
+
+def _ti_name(ti: Any) -> str:
+    return f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} ({getattr(ti, 'run_id', '?')})"

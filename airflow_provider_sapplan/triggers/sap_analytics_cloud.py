@@ -56,7 +56,8 @@ class SapAnalyticsCloudMultiActionTrigger(_SacTrigger):
         return multi_action_raw_state(status)
 
     async def cancel(self, hook: SapAnalyticsCloudHook) -> None:
-        return None  # SAC offers no call that stops a Multi Action execution
+        # SAC offers no call that stops a Multi Action execution
+        self.log.info("SAP Analytics Cloud cannot stop a Multi Action execution; %s keeps running.", self.ref)
 
 
 class SapAnalyticsCloudScheduleTrigger(_SacTrigger):
@@ -76,4 +77,5 @@ class SapAnalyticsCloudScheduleTrigger(_SacTrigger):
         return str(status.get("state"))
 
     async def cancel(self, hook: SapAnalyticsCloudHook) -> None:
-        return None  # the data-management service has no documented cancel call
+        # the data-management service has no documented cancel call
+        self.log.info("SAP Analytics Cloud cannot stop a data-management run; %s keeps running.", self.ref)

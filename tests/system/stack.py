@@ -245,7 +245,7 @@ class AirflowStack:
     def trigger_logs(self) -> str:
         """What the triggerer logged: its own output (2.11) and the trigger parts of task logs (3.x)."""
         return self.procs.log("triggerer") + "".join(
-            path.read_text(errors="replace") for path in (self.home / "logs").rglob("*trigger*")
+            path.read_text(errors="replace") for path in (self.home / "logs").rglob("*trigger*") if path.is_file()
         )
 
     # -- sandbox ---------------------------------------------------------------------------
