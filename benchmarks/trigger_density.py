@@ -71,6 +71,7 @@ SCRIPT = Path(__file__).resolve()
 TICK_SECONDS = 0.010
 IDLE_SECONDS = 3.0
 SETTLE_SECONDS = 2.0
+TRACED_FIRST_POLLS_MAX_S = 120.0
 TASK_ROUTE = "GET /anaplan/api/2/0/workspaces/{ws}/models/{model}/imports/{import}/tasks/{task}"
 MODES = ("anaplan", "http")
 MIX_MODES = ("mixed", "http")
@@ -250,6 +251,16 @@ async def socket_sampler(samples: list[int], stop: asyncio.Event, every: float =
             await asyncio.wait_for(stop.wait(), timeout=every)
 
 
+def polls_of(mode: str, before: dict[str, Any], after: dict[str, Any]) -> int:
+    """Polls the sandbox answered between two stats snapshots (the mixed mode: every platform's poll GETs)."""
+    delta = stats_delta(before, after)["requests"]
+    if mode == "mixed":
+        import _mixed
+
+        return sum(count for route, count in delta.items() if _mixed.is_poll_route(route))
+    return int(delta.get(TASK_ROUTE, 0))
+
+
 async def sleep_until(deadline: float) -> None:
     """Sleep until the loop clock reaches ``deadline`` (no-op if it already passed)."""
     loop = asyncio.get_running_loop()
@@ -308,7 +319,17 @@ async def measure(spec: dict[str, Any], connections: ConnectionCounter) -> dict[
         tasks.append(asyncio.create_task(drive(make(index), outcomes)))
         await sleep_until(start + (index + 1) * stagger / count)
     await sleep_until(start + stagger + SETTLE_SECONDS)  # every trigger has made its first poll
+    if traced:  # tracing slows the loop down: wait (bounded) until the server saw one poll per trigger
+        give_up = loop.time() + TRACED_FIRST_POLLS_MAX_S
+        while (
+            loop.time() < give_up
+            and polls_of(spec["mode"], stats_before, await asyncio.to_thread(fetch_stats, spec["url"])) < count
+        ):
+            await asyncio.sleep(1.0)
     rss_started = current_rss()
+    steady_cpu_start = time.process_time()
+    steady_start = loop.time()
+    stats_steady = await asyncio.to_thread(fetch_stats, spec["url"])
     traced_bytes = tracemalloc.get_traced_memory()[0] if traced else None
     if traced:
         tracemalloc.stop()
@@ -316,6 +337,8 @@ async def measure(spec: dict[str, Any], connections: ConnectionCounter) -> dict[
     if profiler is not None:
         profiler.disable()
     cpu = time.process_time() - cpu_start
+    steady_cpu = time.process_time() - steady_cpu_start
+    steady_window = loop.time() - steady_start
     busy = system_busy_seconds() - busy_start
     user_end, sys_end = cpu_split()
     gc.callbacks.remove(gc_pauses)
@@ -344,18 +367,19 @@ async def measure(spec: dict[str, Any], connections: ConnectionCounter) -> dict[
         await close_shared_session()
 
     delta = stats_delta(stats_before, stats_after)
-    if spec["mode"] == "mixed":
-        import _mixed
-
-        polls = sum(count for route, count in delta["requests"].items() if _mixed.is_poll_route(route))
-    else:
-        polls = delta["requests"].get(TASK_ROUTE, 0)
+    polls = polls_of(spec["mode"], stats_before, stats_after)
+    steady_polls = polls_of(spec["mode"], stats_steady, stats_after)
     requests_served = stats_after["total"] - stats_before["total"]
     net_cpu = max(0.0, cpu - idle_cpu_rate * window)
     profile = profile_report(profiler, spec["profile"], polls) if profiler is not None else None
     return {
         "profile": profile,
         "polls_expected_per_s": count / stagger,
+        "steady_window_s": steady_window,
+        "steady_polls": steady_polls,
+        "steady_polls_per_s": steady_polls / steady_window if steady_window else None,
+        "steady_cpu_s": steady_cpu,
+        "steady_cpu_ms_per_1000_polls": steady_cpu / steady_polls * 1e6 if steady_polls else None,
         "routes": delta["requests"],
         "statuses": delta["statuses"],
         "auth_requests": {
@@ -529,7 +553,8 @@ def run_all(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             else:
                 print(
                     f"[{number}] {mode:<10} polls {result['polls']} ({result['polls_per_s']:.0f}/s)  "
-                    f"cpu {result['cpu_s']:.2f} s = {result['cpu_ms_per_1000_polls']:.0f} ms/1000 polls  "
+                    f"cpu {result['cpu_s']:.2f} s = {result['cpu_ms_per_1000_polls']:.0f} ms/1000 polls "
+                    f"(steady {result['steady_cpu_ms_per_1000_polls']:.0f})  "
                     f"lag p50 {result['lag_p50_ms']:.1f} ms p99 {result['lag_p99_ms']:.1f} ms  "
                     f"conns {result['connections_opened']} (max open {result['sockets_max']})  "
                     f"alive {result['alive_at_end']}  {result['outcomes']}  neighbours {quiet['other_load_cores']}",
@@ -558,10 +583,11 @@ def render(rows: list[dict[str, Any]]) -> str:
         "Trigger",
         "Alive at end",
         "Polls (server)",
-        "Polls/s",
+        "Polls/s (expected)",
         "Client CPU s",
         "CPU ms / 1000 polls",
         "same, net of ticker",
+        "same, steady state",
         "RSS / trigger KiB",
         "Heap / trigger KiB",
         "Lag p50 ms",
@@ -569,6 +595,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         "Lag max ms",
         "Longest GC pause ms",
         "TCP conns opened",
+        "Max sockets open",
         "Sandbox CPU s",
         "Other CPU s",
     ]
@@ -581,10 +608,11 @@ def render(rows: list[dict[str, Any]]) -> str:
             LABELS.get(row["mode"], row["mode"]),
             f"{row['alive_at_end']}/{row['triggers']}",
             str(row["polls"]),
-            num(row["polls_per_s"]),
+            f"{row['polls_per_s']:.1f} ({row.get('polls_expected_per_s', 0):.0f})",
             num(row["cpu_s"], 2),
             num(row["cpu_ms_per_1000_polls"], 0),
             num(row["net_cpu_ms_per_1000_polls"], 0),
+            num(row.get("steady_cpu_ms_per_1000_polls"), 0),
             num(row["rss_per_trigger"] / 1024),
             num(row["traced_per_trigger"] / 1024 if row["traced_per_trigger"] is not None else None),
             num(row["lag_p50_ms"]),
@@ -592,6 +620,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             num(row["lag_max_ms"]),
             num(row["gc_max_pause_ms"]),
             str(row["connections_opened"]),
+            str(row.get("sockets_max", "")),
             num(row["sandbox_cpu_s"], 2),
             num(row["other_cpu_s"], 2),
         ]
