@@ -23,8 +23,19 @@ connections opened (``create_connection`` calls counted by a patch), and sandbox
 short run per trigger type measures the Python heap per trigger with ``tracemalloc`` (kept apart:
 tracing slows everything down).
 
+``--mix`` (issue 13, load): 5,000 waits spread evenly over the five platforms' triggers
+(Anaplan task, Job Scheduling run log, Cloud Integration message, Analytics Cloud Multi Action, Data
+Intelligence graph; see ``_mixed.py``), each on its own remote job that stays running, against
+5,000 ``HttpSensorTrigger`` on the same sandbox at the same interval (20 s by default: 250 polls/s,
+what two shared cores can serve with the sandbox on the same machine). It also reports polls per
+second achieved against expected, CPU per poll in the steady state (after every trigger has
+started), and the sockets the worker holds open (sampled every 2 s; the worker talks to the sandbox
+alone, so that is its connections to the one host). ``--profile`` adds a cProfile run of the first
+mode and writes its top entries next to the results.
+
 Run from the repository root: ``python benchmarks/trigger_density.py`` (``--help`` for options).
-Writes ``benchmarks/results/trigger_density.json`` and prints a Markdown table.
+Writes ``benchmarks/results/trigger_density.json`` (``--mix``: ``mixed_triggers.json``) and prints
+a Markdown table.
 """
 
 from __future__ import annotations
