@@ -48,6 +48,7 @@ test: lint test-3 test-2
 bench: $(VENV3)/.installed
 	$(VENV3)/bin/python benchmarks/transfer.py
 	$(VENV3)/bin/python benchmarks/trigger_density.py
+	$(VENV3)/bin/python benchmarks/trigger_density.py --mix
 
 clean:
 	rm -rf .venvs .airflow-home

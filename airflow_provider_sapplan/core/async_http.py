@@ -19,7 +19,6 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-import tenacity
 
 from airflow_provider_sapplan.core.auth import TOKEN_CACHE, StaticHeaderAuth, Token, TokenCache, TokenRequest
 from airflow_provider_sapplan.core.http import USER_AGENT, ClientConfig
@@ -112,24 +111,26 @@ class AsyncHttpClient:
         self._own_session: aiohttp.ClientSession | None = None
         self._shared: aiohttp.ClientSession | None = None
         self._csrf_token: str | None = None
+        self._verify_kwargs: dict[str, Any] | None = None
+        self._timeout = aiohttp.ClientTimeout(sock_connect=config.timeout[0], sock_read=config.timeout[1])
 
-    def _needs_own_session(self) -> bool:
-        # CSRF tokens are bound to session cookies, and client certificates to the TLS context:
-        # neither may leak into the loop-wide shared pool.
-        return bool(self.config.csrf_fetch_path or self.config.client_cert)
+    def _needs_own_session(self, exchange: Exchange) -> bool:
+        # Client certificates are bound to the TLS context, and CSRF tokens to session cookies: a
+        # client with a certificate, and the CSRF fetch and the writes that carry its token, never use
+        # the loop-wide shared pool. Reads (every poll) do, even on CSRF platforms, so thousands of
+        # waits hold a bounded number of connections instead of one (reopened per poll) each.
+        return bool(self.config.client_cert) or exchange.session_bound
 
-    async def _session(self) -> aiohttp.ClientSession:
-        if not self._needs_own_session():
+    async def _session(self, exchange: Exchange) -> aiohttp.ClientSession:
+        if not self._needs_own_session(exchange):
             if self._shared is None or self._shared.closed:
                 self._shared = SHARED_SESSIONS.acquire()
             return self._shared
         if self._own_session is None or self._own_session.closed:
-            ssl_context: ssl.SSLContext | bool | None = None
+            ssl_context: ssl.SSLContext | bool = True
             if self.config.client_cert:
                 ssl_context = client_ssl_context(self.config.client_cert, self.config.verify)
-            elif self.config.verify is False:
-                ssl_context = False
-            connector = aiohttp.TCPConnector(limit=8, ssl=ssl_context if ssl_context is not None else True)
+            connector = aiohttp.TCPConnector(limit=8, ssl=ssl_context)
             # unsafe=True: keep session cookies from IP-address hosts too (CSRF tokens are bound to them).
             self._own_session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.CookieJar(unsafe=True)
@@ -139,11 +140,12 @@ class AsyncHttpClient:
     def _ssl_kwargs(self, client_cert: tuple[str, str] | None = None) -> dict[str, Any]:
         if client_cert is not None:  # a token request with its own client certificate (x509 service keys)
             return {"ssl": client_ssl_context(client_cert, self.config.verify)}
-        if self._own_session is not None or self.config.verify is True:
-            return {}
-        if self.config.verify is False:
-            return {"ssl": False}
-        return {"ssl": ssl.create_default_context(cafile=self.config.verify)}
+        if self.config.client_cert or self.config.verify is True:
+            return {}  # the own session's connector carries the certificate; else the default context
+        if self._verify_kwargs is None:  # built once per client (loading a CA file costs milliseconds)
+            verify = self.config.verify
+            self._verify_kwargs = {"ssl": False if verify is False else ssl.create_default_context(cafile=verify)}
+        return self._verify_kwargs
 
     async def close(self) -> None:
         """Let go of the connection pool (the shared one closes when its last client leaves)."""
@@ -175,20 +177,28 @@ class AsyncHttpClient:
         return _json(await self.request("GET", path, **kwargs), self.policy)
 
     async def _with_retries(self, exchange: Exchange) -> AsyncResponse:
-        async def attempt() -> AsyncResponse:
-            return await self._attempt(exchange)
+        """Attempts until one succeeds or :meth:`TransportPolicy.retry_wait` says they are used up.
 
-        retrying = tenacity.AsyncRetrying(**self.policy.retrying(exchange.method, exchange.url, self._sleep))
-        try:
-            return await retrying(attempt)
-        except RetryableFailure as failure:
-            raise self.policy.exhausted(failure.error) from None
+        The first attempt uses the fresh exchange as is and nothing else: a poll that succeeds (nearly
+        all of them) pays for no retry machinery.
+        """
+        attempt = 1
+        current = exchange
+        while True:
+            try:
+                return await self._attempt(current)
+            except RetryableFailure as failure:
+                wait = self.policy.retry_wait(attempt, failure, exchange.method, exchange.url)
+                if wait is None:
+                    raise self.policy.exhausted(failure.error) from None
+            await self._sleep(wait)
+            attempt += 1
+            current = exchange.attempt()  # a new attempt: one token renewal and one CSRF refetch again
 
     async def _attempt(self, exchange: Exchange) -> AsyncResponse:
         """One attempt: the whole body is read; replayed once after a token renewal or CSRF refetch."""
-        exchange = exchange.attempt()
-        session = await self._session()
-        timeout = aiohttp.ClientTimeout(sock_connect=self.config.timeout[0], sock_read=self.config.timeout[1])
+        session = await self._session(exchange)
+        timeout = self._timeout
         while True:
             request_headers = exchange.headers(
                 token=await self._token() if exchange.needs_token else None,
@@ -260,9 +270,15 @@ class AsyncHttpClient:
     async def _csrf(self, *, refresh: bool) -> str:
         if self._csrf_token is None or refresh:
             assert self.config.csrf_fetch_path is not None
-            response = await self.request(
-                "GET", self.config.csrf_fetch_path, headers=self.policy.csrf_fetch_headers(), expect_data=False
+            exchange = self.policy.exchange(
+                "GET",
+                self.config.url(self.config.csrf_fetch_path),
+                idempotent=True,
+                expect_data=False,
+                extra_headers=self.policy.csrf_fetch_headers(),
+                csrf_fetch=True,
             )
+            response = await self._with_retries(exchange)
             self._csrf_token = self.policy.csrf_token(response.headers)
         return self._csrf_token
 

@@ -82,6 +82,7 @@ class Exchange:
     data: Any = field(default=None, repr=False)
     extra_headers: Mapping[str, str] | None = field(default=None, repr=False)
     client_cert: tuple[str, str] | None = None
+    csrf_fetch: bool = False
     token: Token | None = field(default=None, repr=False)
     renewed_token: bool = False
     refetched_csrf: bool = False
@@ -100,6 +101,13 @@ class Exchange:
     def needs_csrf(self) -> bool:
         """Writes to a platform with a CSRF fetch path carry ``X-CSRF-Token``."""
         return bool(self.use_auth and self.policy.csrf_fetch_path and self.method in WRITE_METHODS)
+
+    @property
+    def session_bound(self) -> bool:
+        """Whether the request needs the client's own cookie session: the CSRF fetch (``csrf_fetch``) and
+        the writes that carry its token, which the platform binds to the session cookie of the fetch.
+        Everything else may share a connection pool without cookies."""
+        return self.csrf_fetch or self.needs_csrf
 
     def headers(self, *, token: Token | None = None, csrf: str | None = None) -> dict[str, str]:
         """The headers of the next send: JSON accepted, the caller's, then auth and CSRF."""
@@ -249,6 +257,28 @@ class TransportPolicy:
             extra_headers=spec.headers,
             client_cert=spec.client_cert,
         )
+
+    def retry_wait(self, attempt: int, failure: RetryableFailure, method: str, url: str) -> float | None:
+        """After failed attempt ``attempt`` (1-based): the seconds to wait before the next one (logged), or
+        None when every attempt is used up.
+
+        The same decisions as :meth:`retrying` (stop, wait, log line), for a client that runs its own
+        attempt loop: the async client's first attempt then builds no retry controller at all (a
+        ``tenacity.AsyncRetrying`` cost about 40 us per poll, most of it for the attempt that succeeds).
+        """
+        if attempt >= self.retry.max_attempts:
+            return None
+        wait = self.retry.wait_for(attempt, failure.server_delay)
+        log.warning(
+            "%s %s %s: attempt %d failed (%s); retrying in %.1fs.",
+            self.platform,
+            method,
+            path_of(url),
+            attempt,
+            failure,
+            wait,
+        )
+        return wait
 
     def retrying(self, method: str, url: str, sleep: Callable[[float], Any]) -> dict[str, Any]:
         """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: attempts, waits, logging."""

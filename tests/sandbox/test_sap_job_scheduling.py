@@ -595,3 +595,29 @@ def test_connection_hint_holds_a_nested_service_key(sandbox: SandboxServer) -> N
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.get(f"{key['url']}/scheduler/jobs", headers=headers).json()["total"] == 1
     assert "sap_job_scheduling" in requests.get(f"{sandbox.url}/_sandbox/health").json()["platforms"]
+
+
+def test_many_long_runs_are_not_rescanned_on_every_request(
+    jss: JssClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thousands of waits each poll their own long run (benchmarks/trigger_density.py --mix): a request
+    # must not look at every unfinished run, yet a run that ends is still finalised on time.
+    from airflow_provider_sapplan.sandbox.sap_job_scheduling.models import Run
+
+    backend = sandbox.sap_job_scheduling
+    backend.configure(SEED_JOB_ID, scheduled_seconds=0, running_seconds=1_000_000)
+    body = {"time": "now", "active": "true", "description": "airflow run"}
+    long_ids = [jss.post(f"/scheduler/jobs/{SEED_JOB_ID}/schedules", json=body).json() for _ in range(50)]
+    backend.configure(SEED_JOB_ID, scheduled_seconds=0, running_seconds=10)  # 0.2 s at the fixture's scale
+    short = jss.post(f"/scheduler/jobs/{SEED_JOB_ID}/schedules", json=body).json()
+    jss.get(f"/scheduler/jobs/{SEED_JOB_ID}/schedules/{short['scheduleId']}/runs")  # the runs exist now
+
+    looks: list[int] = []
+    original = Run.completed_at
+    monkeypatch.setattr(Run, "completed_at", lambda self: looks.append(1) or original(self))
+    for _ in range(5):
+        jss.get(f"/scheduler/jobs/{SEED_JOB_ID}/schedules/{long_ids[0]['scheduleId']}/runs")
+    assert len(looks) <= 5  # the run each answer renders, not the 51 unfinished runs per request
+    assert jss.states(SEED_JOB_ID, short["scheduleId"])[-1] == "COMPLETED/SUCCESS"
+    assert len(looks) > 50  # the short run's end was due: one scan finalised it
+    assert jss.runs(SEED_JOB_ID, long_ids[0]["scheduleId"])["results"][0]["runStatus"] == "RUNNING"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from airflow_provider_sapplan.core import async_http
 from airflow_provider_sapplan.core.async_http import AsyncHttpClient, close_shared_session
 from airflow_provider_sapplan.core.auth import Token, TokenRequest
 from airflow_provider_sapplan.core.http import ClientConfig
@@ -45,6 +46,13 @@ async def server() -> AsyncIterator[dict[str, Any]]:
 
     async def resource(request: web.Request) -> web.Response:
         state["calls"].append(request.headers.get("Authorization"))
+        state.setdefault("requests", []).append(
+            (request.method, request.headers.get("X-CSRF-Token"), request.headers.get("Cookie"), request.transport)
+        )
+        if request.headers.get("X-CSRF-Token") == "Fetch":
+            response = web.json_response({}, headers={"X-CSRF-Token": "csrf-1"})
+            response.set_cookie("JSESSIONID", "s1")
+            return response
         if state["script"]:
             kind = state["script"].pop(0)
             if kind == "429":
@@ -117,3 +125,37 @@ async def test_404_not_retried(server: dict[str, Any]) -> None:
     with pytest.raises(NotFoundError, match="no such task"):
         await client(server, sleeps).get_json("resource")
     assert sleeps == [] and len(server["calls"]) == 1
+
+
+async def test_retries_then_exhausts_without_a_retry_controller_per_request(
+    server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attempt loop is the client's own: no tenacity object is built, on success or on failure.
+    assert not hasattr(async_http, "tenacity")
+    sleeps: list[float] = []
+    server["script"] = ["429"] * 10
+    fake = client(server, sleeps)
+    with pytest.raises(RateLimitedError, match="slow down"):
+        await fake.get_json("resource")
+    attempts = fake.policy.retry.max_attempts
+    assert len(server["calls"]) == attempts and sleeps == [3.0] * (attempts - 1)
+
+
+async def test_reads_share_the_pool_and_csrf_writes_keep_their_cookie_session(server: dict[str, Any]) -> None:
+    config = ClientConfig(
+        platform="Fake", base_url=server["url"], auth=FakeAuth(server["url"]), csrf_fetch_path="/resource"
+    )
+    clients = [AsyncHttpClient(config), AsyncHttpClient(config)]
+    for each in clients:
+        await each.get_json("resource")
+    reads = server["requests"][:]
+    assert [(method, csrf, cookie) for method, csrf, cookie, _ in reads] == [("GET", None, None)] * 2
+    assert reads[0][3] is reads[1][3]  # one pooled connection served both clients' polls
+    assert all(each._own_session is None for each in clients)
+
+    await clients[0].request("POST", "resource", json={"x": 1})
+    fetch, write = server["requests"][2:]
+    assert fetch[:2] == ("GET", "Fetch") and write[:3] == ("POST", "csrf-1", "JSESSIONID=s1")
+    assert clients[0]._own_session is not None and fetch[3] is write[3] is not reads[0][3]
+    for each in clients:
+        await each.close()

@@ -114,3 +114,22 @@ def test_headers_carry_auth_and_never_leak_between_attempts() -> None:
     assert headers == {"Accept": "application/json", "X-A": "1", "Authorization": "Bearer secret", "X-CSRF-Token": "c"}
     assert exchange.attempt().token is None
     assert "secret" not in repr(exchange) and "pw-xyz" not in repr(exchange)
+
+
+def test_retry_wait_follows_the_policy_and_stops_after_the_last_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    rules = policy()
+    failure = RetryableFailure(ServiceUnavailableError("busy", platform="Fake"), server_delay=7.0)
+    assert rules.retry_wait(1, failure, "GET", "https://h/api/x?secret=1") == 7.0
+    assert "Fake GET /api/x: attempt 1 failed (busy); retrying in 7.0s." in caplog.text
+    assert "secret" not in caplog.text
+    backoff = rules.retry_wait(2, RetryableFailure(ServiceUnavailableError("busy", platform="Fake")), "GET", "u")
+    assert backoff is not None and 1.0 <= backoff <= 2.0
+    assert rules.retry_wait(rules.retry.max_attempts, failure, "GET", "u") is None
+
+
+def test_only_the_csrf_fetch_and_csrf_writes_are_bound_to_the_cookie_session() -> None:
+    rules = policy(csrf="/")
+    assert not rules.exchange("GET", "https://h/api/x", idempotent=None).session_bound
+    assert rules.exchange("GET", "https://h/api/", idempotent=True, csrf_fetch=True).session_bound
+    assert rules.exchange("POST", "https://h/api/x", idempotent=None).session_bound
+    assert not policy().exchange("POST", "https://h/api/x", idempotent=None).session_bound

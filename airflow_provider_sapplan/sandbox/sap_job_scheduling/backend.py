@@ -75,6 +75,9 @@ class JobSchedulingBackend:
         self._next_id = 1
         self._armed: list[Schedule] = []
         self._unfinished: list[Run] = []
+        #: No unfinished run completes before this (a lower bound): requests skip the scan until then, so
+        #: thousands of long runs cost one comparison per request, not one look at every run.
+        self._unfinished_due = float("inf")
         self._seed()
 
     # ------------------------------------------------------------------------------ seed / reset
@@ -100,6 +103,7 @@ class JobSchedulingBackend:
         self.throttling_ms = 0.0
         self._armed = []
         self._unfinished = []
+        self._unfinished_due = float("inf")
 
     def reset(self) -> None:
         """Return to the seed state. Issued tokens stay valid (a reset isolates data, not sessions)."""
@@ -677,6 +681,7 @@ class JobSchedulingBackend:
                     "only a RUNNING run can be updated"
                 )
             run.callback_at = now
+            self._unfinished_due = min(self._unfinished_due, now)
             run.callback_success = bool(success)
             run.callback_message = message
             if run.asynchronous and now < run.answered_at:
@@ -693,12 +698,16 @@ class JobSchedulingBackend:
             for schedule in due:
                 self._armed.remove(schedule)
                 self._fire(schedule)
-        if self._unfinished:
+        if self._unfinished and now >= self._unfinished_due:
+            next_due = float("inf")
             for run in list(self._unfinished):
                 done = run.completed_at()
                 if done is not None and done <= now:
                     self._unfinished.remove(run)
                     self._finalize(run)
+                elif done is not None:
+                    next_due = min(next_due, done)
+            self._unfinished_due = next_due
         return now
 
     def _fire(self, schedule: Schedule) -> None:
@@ -727,6 +736,9 @@ class JobSchedulingBackend:
         schedule.fired = True
         schedule.due_at = None
         self._unfinished.append(run)
+        done = run.completed_at()
+        if done is not None:
+            self._unfinished_due = min(self._unfinished_due, done)
         self.context.stats.record_task_started(f"jss:{job.id}")
 
     def _finalize(self, run: Run) -> None:
