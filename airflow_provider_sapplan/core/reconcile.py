@@ -44,3 +44,20 @@ def send_or_reconcile(send: Callable[[], T], started: Callable[[], bool], *, wha
                 raise
             log.warning("%s: the answer was lost (%s) and the platform had not acted; sending it again.", what, err)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def redo_disposable(work: Callable[[], T], *, what: str, redos: int = 2) -> T:
+    """``work()``, done again (at most ``redos`` times) when an answer inside it is lost.
+
+    For work whose partial result is thrown away when it fails and does nothing until a later step
+    commits it (staging rows in a job that is deleted on failure and not yet run): doing it again
+    cannot do anything twice, where failing the try would only make Airflow do the same later.
+    """
+    for attempt in range(redos + 1):
+        try:
+            return work()
+        except AMBIGUOUS as err:
+            if attempt == redos:
+                raise
+            log.warning("%s: an answer was lost (%s); the partial work was discarded, doing it again.", what, err)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -17,6 +17,7 @@ from airflow_provider_sapplan._compat import BaseOperatorLink
 from airflow_provider_sapplan.core.links import XComUrlLink
 from airflow_provider_sapplan.core.operator import RemoteJobOperator
 from airflow_provider_sapplan.core.patience import call_until_accepted, wait_until
+from airflow_provider_sapplan.core.reconcile import redo_disposable
 from airflow_provider_sapplan.exceptions import ResourceBusyError
 from airflow_provider_sapplan.hooks.sap_analytics_cloud import (
     IMPORT_METHODS,
@@ -201,6 +202,21 @@ class SapAnalyticsCloudImportDataOperator(ImportJobStatusMixin, _SacOperator):
         self.check_arguments(rendered=True)
         columns = self._columns()
         check_columns(columns, self.mapping, self.hook.model_columns(self.model_id, self.import_type), self.model_id)
+        # Staging writes nothing until the run: when an answer is lost while staging, the job is
+        # deleted and the rows are staged again in a new one (not a failed try).
+        ref, validation = redo_disposable(self._stage, what=f"{self.task_id}: staging rows for model {self.model_id}")
+        job_id = ref["job_id"]
+        failed = import_counts(validation)["failedNumberRows"] or 0
+        if failed and not self.allow_failed_rows:  # deletes the job: nothing was written
+            self._fail_with_rows(
+                ref, validation, f"failed validation with {failed} invalid row(s); nothing was written"
+            )
+        with self._deleted_on_failure(job_id):
+            self.hook.run_import_job(job_id, True if failed else None)
+        return ref
+
+    def _stage(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Create an import job, push every row and validate; the job is deleted if any step fails."""
         job_id = call_until_accepted(
             lambda: self.hook.create_import_job(self.model_id, self.import_type, self._job_body()),
             busy=(ResourceBusyError,),
@@ -219,14 +235,7 @@ class SapAnalyticsCloudImportDataOperator(ImportJobStatusMixin, _SacOperator):
                 batches += 1
             self.log.info("Pushed %d row(s) in %d batch(es) to import job %s.", sent, batches, job_id)
             validation = self.hook.validate_import_job(job_id)
-        failed = import_counts(validation)["failedNumberRows"] or 0
-        if failed and not self.allow_failed_rows:  # deletes the job: nothing was written
-            self._fail_with_rows(
-                ref, validation, f"failed validation with {failed} invalid row(s); nothing was written"
-            )
-        with self._deleted_on_failure(job_id):
-            self.hook.run_import_job(job_id, True if failed else None)
-        return ref
+        return ref, validation
 
     @contextlib.contextmanager
     def _deleted_on_failure(self, job_id: str) -> Iterator[None]:

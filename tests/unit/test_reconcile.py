@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_sapplan.core.reconcile import send_or_reconcile
+from airflow_provider_sapplan.core.reconcile import redo_disposable, send_or_reconcile
 from airflow_provider_sapplan.exceptions import InvalidRequestError, NetworkError, ServiceUnavailableError
 
 
@@ -59,3 +59,14 @@ def test_failing_question_keeps_the_original_error() -> None:
 
     with pytest.raises(ServiceUnavailableError, match="HTTP 502"):
         send_or_reconcile(Remote([ServiceUnavailableError("HTTP 502")], []).send, started, what="the run")
+
+
+def test_disposable_work_is_redone_after_a_lost_answer_but_not_forever() -> None:
+    remote = Remote([NetworkError("dropped"), ServiceUnavailableError("502"), "staged"], started=[])
+    assert redo_disposable(remote.send, what="staging") == "staged"
+    assert remote.sends == 3
+    remote = Remote([NetworkError("a"), NetworkError("b"), NetworkError("c")], started=[])
+    with pytest.raises(NetworkError, match="c"):
+        redo_disposable(remote.send, what="staging")
+    with pytest.raises(InvalidRequestError):  # a refusal is not a lost answer
+        redo_disposable(Remote([InvalidRequestError("400")], []).send, what="staging")

@@ -136,6 +136,26 @@ def test_import_pushes_batches_validates_runs_and_waits(api: Any, context: dict[
     assert posts(api, "/run")[0].json() == {}
 
 
+def test_lost_answer_while_staging_restages_in_a_new_job_and_runs_once(
+    api: Any, context: dict[str, Any], tmp_path: Path
+) -> None:
+    """A push whose answer is lost may have staged its rows: that job is deleted, a new one staged."""
+    source = write_csv(tmp_path / "f.csv", 25)
+    api.post(f"{DI}/models/M1/factData", [{"json": {"JobID": "J1"}}, {"json": {"JobID": "J2"}}])
+    api.post(f"{DI}/jobs/J1", [{"json": {}}, {"status_code": 502, "text": "Bad Gateway"}])
+    api.delete(f"{DI}/jobs/J1", status_code=200, json={})
+    api.post(f"{DI}/jobs/J2", json={})
+    api.post(f"{DI}/jobs/J2/validate", json={"jobStatus": "READY_FOR_WRITE", "failedNumberRows": 0})
+    api.post(f"{DI}/jobs/J2/run", json={"jobStatus": "PROCESSING"})
+    done = {"jobStatus": "COMPLETED", "additionalInformation": {"totalNumberRowsInJob": "25", "failedNumberRows": "0"}}
+    api.get(f"{DI}/jobs/J2/status", json=done)
+    result = import_op(source=str(source), batch_size=10, deferrable=False).execute(context)
+    assert result["job_id"] == "J2" and result["totalNumberRowsInJob"] == 25
+    assert [r.method for r in api.request_history if r.path.endswith("/jobs/j1")] == ["POST", "POST", "DELETE"]
+    assert [len(r.json()["Data"]) for r in posts(api, "/jobs/J2")] == [10, 10, 5]  # every row, once, in J2
+    assert len(posts(api, "/run")) == 1 and posts(api, "/run")[0].path.endswith("/jobs/j2/run")
+
+
 def test_unknown_column_fails_before_any_job_or_row(api: Any, context: dict[str, Any], tmp_path: Path) -> None:
     source = tmp_path / "f.csv"
     source.write_text("Version,Month,Amout\nv,1,2\n")
