@@ -43,6 +43,8 @@ def fast(live: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_deferrable_start_flow_runs_both_phases_in_triggers(live: SandboxServer) -> None:
+    # The initial load outlasts the first trigger's settle time, so the second phase is a wait too.
+    live.sap_data_intelligence.configure(initial_load=30.0)
     context = {"ti": mock.MagicMock()}
     op = SapDataIntelligenceStartFlowOperator(
         task_id="start", flow_name="RF_SALES", target_state="delta_running", deferrable=True, timeout=60

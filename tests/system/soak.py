@@ -195,7 +195,7 @@ def failure_cause(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, a
             continue
         details = record.get("error_detail") if isinstance(record, dict) else None
         if details:
-            last = details[-1] if isinstance(details, list) else details
+            last = details[0] if isinstance(details, list) else details  # the outermost: what the task raised
             cause = f"{last.get('exc_type')}: {last.get('exc_value')}" if isinstance(last, dict) else str(last)
     return cause[:220]
 
