@@ -21,12 +21,17 @@ measurement (the other platforms have no default budget).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
-from _common import IMPORT_ID, MODEL_ID, WORKSPACE_ID, Sandbox, anaplan_connection
+from _common import IMPORT_ID, MODEL_ID, REPO, WORKSPACE_ID, Sandbox, anaplan_connection
+
+if str(REPO) not in sys.path:  # example_dags is not installed: read it from the checkout
+    sys.path.insert(0, str(REPO))
+from example_dags.run_demo import sandbox_connections
 
 PLATFORMS = (
     "anaplan",
@@ -43,54 +48,8 @@ DI_GRAPH = "com.sap.demo.longrunning"
 
 
 def connections(url: str) -> dict[str, dict[str, Any]]:
-    """``AIRFLOW_CONN_*`` values (JSON form) for the five platforms' default connections."""
-    return {
-        "anaplan_default": anaplan_connection(url),
-        "sap_job_scheduling_default": {
-            "conn_type": "sap_job_scheduling",
-            "extra": {
-                "service_key": {
-                    "url": f"{url}/sap-job-scheduling/api",
-                    "uaa": {
-                        "url": f"{url}/sap-job-scheduling/uaa",
-                        "clientid": "sb-sandbox!b1|jobscheduler!b1",
-                        "clientsecret": "sandbox-secret",
-                    },
-                }
-            },
-        },
-        "sap_cloud_integration_default": {
-            "conn_type": "sap_cloud_integration",
-            "extra": {
-                "service_key": {
-                    "oauth": {
-                        "clientid": "sb-cpi-api!b1|it!b1",
-                        "clientsecret": "cpi-api-secret",
-                        "url": f"{url}/sap-cloud-integration",
-                        "tokenurl": f"{url}/sap-cloud-integration/oauth/token",
-                    }
-                }
-            },
-        },
-        "sap_analytics_cloud_default": {
-            "conn_type": "sap_analytics_cloud",
-            "host": f"{url}/sap-analytics-cloud/tenant",
-            "login": "sb-sac-interactive-client",
-            "password": "sac-interactive-secret",
-            "extra": {
-                "token_url": f"{url}/sap-analytics-cloud/oauth/token",
-                "tenant": "G",
-                "refresh_token": "sac-sandbox-refresh-token",
-            },
-        },
-        "sap_data_intelligence_default": {
-            "conn_type": "sap_data_intelligence",
-            "host": f"{url}/sap-data-intelligence",
-            "login": "default\\etl_user",
-            "password": "di-secret",
-            "extra": {"timezone": "Europe/Berlin"},
-        },
-    }
+    """``AIRFLOW_CONN_*`` values (JSON form): the demo's five default connections, Anaplan's unbudgeted."""
+    return {**sandbox_connections(url), "anaplan_default": anaplan_connection(url)}
 
 
 def split(total: int) -> dict[str, int]:
