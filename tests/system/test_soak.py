@@ -19,9 +19,14 @@ from tests.system.soak import SoakConfig, markdown, run_soak
 
 pytestmark = pytest.mark.system
 
-ROUNDS = int(os.environ.get("SAPPLAN_SOAK_ROUNDS", "2" if AIRFLOW_V_3_0_PLUS else "1"))
+ROUNDS = int(os.environ.get("SAPPLAN_SOAK_ROUNDS", "2" if AIRFLOW_V_3_0_PLUS else "0"))
 
 
+@pytest.mark.skipif(
+    ROUNDS < 1,
+    reason="Airflow 2.11 (SequentialExecutor): the soak's shorter 2.11 run is on demand, "
+    "SAPPLAN_SOAK_ROUNDS=1 (docs/RELIABILITY.md), to keep the suite within CI's time",
+)
 def test_fault_soak_completes_every_run_and_starts_every_job_once(tmp_path: Path) -> None:
     report = run_soak(tmp_path, SoakConfig(rounds=ROUNDS, chaos_every=8.0, deadline_seconds=1500))
     print(markdown(report))

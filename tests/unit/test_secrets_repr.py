@@ -450,6 +450,11 @@ async def test_trigger_events_carry_no_secret(
 ) -> None:
     _set_connections(monkeypatch, fake_platform["url"])
     fake_platform["mode"] = mode
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr("airflow_provider_sapplan.core.async_http._sleep", no_wait)  # 5xx retries, at once
     trigger = PLATFORMS[platform].trigger(conn_id)
     events = []
     try:
