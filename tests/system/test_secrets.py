@@ -19,7 +19,6 @@ environment variables (never written under the stack's directory) that hand the 
 
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import time
@@ -31,7 +30,16 @@ import pytest
 
 from airflow_provider_sapplan._compat import AIRFLOW_V_3_0_PLUS
 from example_dags.run_demo import DAGS, sandbox_connections
-from tests.secret_scan import SecretSet, fernet_decrypter, needles, scan_files, scan_rows, scan_sqlite, search
+from tests.secret_scan import (
+    SecretSet,
+    fernet_decrypter,
+    key_and_cert,
+    needles,
+    scan_files,
+    scan_rows,
+    scan_sqlite,
+    search,
+)
 from tests.system.stack import AirflowStack
 
 pytestmark = pytest.mark.system
@@ -57,34 +65,6 @@ if not AIRFLOW_V_3_0_PLUS:
 RUN_SECONDS = 540 if AIRFLOW_V_3_0_PLUS else 1200
 
 
-def _key_and_cert(password: str | None) -> tuple[str, str, str]:
-    """A self-signed RSA certificate, its key (encrypted with ``password`` if given) and the key unencrypted."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow-secrets-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    plain = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-    stored = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), stored, plain
-
-
 class Secrets:
     """Every secret of the run, the sandbox credentials that accept them, and the connections carrying them."""
 
@@ -94,10 +74,10 @@ class Secrets:
         self.anaplan_wrong = s.add("anaplan-wrong-password", "demo@example.com")
         self.key_password = s.add("anaplan-key-password")
         self.key_password_wrong = s.add("anaplan-wrong-key-password")
-        self.cert, self.key, plain = _key_and_cert(self.key_password)
+        self.cert, self.key, plain = key_and_cert(self.key_password)
         s.pems["anaplan-private-key (encrypted)"] = self.key
         s.pems["anaplan-private-key (decrypted)"] = plain
-        self.x509_cert, self.x509_key, _ = _key_and_cert(None)
+        self.x509_cert, self.x509_key, _ = key_and_cert(None)
         s.pems["jss-x509-key"] = self.x509_key
         self.jss_client = "sb-secrets!b1|jobscheduler!b1"
         self.jss = s.add("jss-client-secret", self.jss_client)

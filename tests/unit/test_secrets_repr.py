@@ -19,7 +19,6 @@ Sync HTTP is mocked with requests-mock; the async side uses a catch-all aiohttp 
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import logging
 import traceback
@@ -56,44 +55,17 @@ from airflow_provider_sapplan.triggers.sap_cloud_integration import SapCloudInte
 from airflow_provider_sapplan.triggers.sap_data_intelligence import SapDataIntelligenceGraphTrigger
 from airflow_provider_sapplan.triggers.sap_job_scheduling import SapJobSchedulingRunTrigger
 from tests.conftest import MODEL, WORKSPACE, set_connection
-from tests.secret_scan import SecretSet, needles, search
+from tests.secret_scan import SecretSet, key_and_cert, needles, search
 
 BASE = "https://secrets.test"  # sync: requests-mock; async: replaced by the aiohttp server's URL
 
 
-def _key_and_cert(password: str | None) -> tuple[str, str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secrets")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    plain = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-    stored = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), stored, plain
-
-
 SECRETS = SecretSet()
 KEY_PASSWORD = SECRETS.add("anaplan-key-password")
-CERT, KEY, PLAIN_KEY = _key_and_cert(KEY_PASSWORD)
+CERT, KEY, PLAIN_KEY = key_and_cert(KEY_PASSWORD)
 SECRETS.pems["anaplan-key"] = KEY
 SECRETS.pems["anaplan-key-plain"] = PLAIN_KEY
-X509_CERT, X509_KEY, _ = _key_and_cert(None)
+X509_CERT, X509_KEY, _ = key_and_cert(None)
 SECRETS.pems["x509-key"] = X509_KEY
 S = {
     "anaplan": SECRETS.add("anaplan-password", "user@example.com"),
