@@ -14,9 +14,10 @@ import re
 import time
 from typing import Any
 
-from airflow_provider_sapplan._compat import BaseHook, connection_extras, get_async_connection
+from airflow_provider_sapplan._compat import BaseHook, connection_extras
 from airflow_provider_sapplan.core.async_http import AsyncHttpClient
 from airflow_provider_sapplan.core.auth import TOKEN_CACHE, StaticHeaderAuth, TokenCache
+from airflow_provider_sapplan.core.connection_lookup import shared_connection_lookup
 from airflow_provider_sapplan.core.errors import token_endpoint_error
 from airflow_provider_sapplan.core.http import ClientConfig, HttpClient
 from airflow_provider_sapplan.core.retry import RetryPolicy
@@ -132,7 +133,7 @@ class PlatformHook(BaseHook):
         """The asynchronous client; the connection is fetched without blocking the event loop."""
         if self._aclient is None:
             if "connection" not in self.__dict__:
-                self.__dict__["connection"] = await get_async_connection(self.conn_id)
+                self.__dict__["connection"] = await shared_connection_lookup(self.conn_id)
             self._aclient = AsyncHttpClient(self._client_config(self.connection))
         return self._aclient
 
