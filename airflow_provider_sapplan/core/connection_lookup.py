@@ -42,6 +42,8 @@ async def shared_connection_lookup(conn_id: str) -> Any:
         entry = (now + LOOKUP_REUSE_SECONDS, task)
         entries[conn_id] = entry
     lookup = entry[1]
+    if lookup.done() and not lookup.cancelled() and lookup.exception() is None:
+        return lookup.result()
     try:
         # Shielded: one waiter being cancelled must not cancel the lookup the others wait on.
         return await asyncio.shield(lookup)

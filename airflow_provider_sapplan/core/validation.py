@@ -19,6 +19,7 @@ import datetime
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,9 @@ class ArgumentError(PermanentError, ValueError):
 # -- connections --------------------------------------------------------------------------------------
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def check_url(value: Any, field: str, *, connection: str = "this connection", example: str = "") -> str:
     """An absolute http(s) URL with a host, without trailing slash; otherwise a ConnectionConfigError.
 
@@ -52,7 +56,7 @@ def check_url(value: Any, field: str, *, connection: str = "this connection", ex
     if not isinstance(value, str) or not value.strip():
         raise ConnectionConfigError(f"{where} is empty; it must be the full https:// URL{shown}.")
     text = value.strip()
-    if any(ch.isspace() for ch in text):
+    if _WHITESPACE.search(text):
         raise ConnectionConfigError(f"{where} {text!r} contains spaces; it must be one https:// URL{shown}.")
     if "://" not in text:
         raise ConnectionConfigError(f"{where} {text!r} has no scheme; write it as https://{text.lstrip('/')}.")
