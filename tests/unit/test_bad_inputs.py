@@ -425,6 +425,9 @@ CASES: list[Case] = [
     Case("op-sensor-poke-interval-10s", CORE, "argument", "sensor `poke_interval=\"10s\"`",
          lambda env: __import__("airflow_provider_sapplan.sensors.sap_job_scheduling", fromlist=["x"]).SapJobSchedulingRunSensor(
              task_id="s", job_id=5, schedule_id="s1", poke_interval="10s"), "poke_interval must be seconds"),
+    Case("op-sensor-outage-window-string", CORE, "argument", "sensor `outage_window=\"15m\"`",
+         lambda env: __import__("airflow_provider_sapplan.sensors.sap_job_scheduling", fromlist=["x"]).SapJobSchedulingRunSensor(
+             task_id="s", job_id=5, schedule_id="s1", outage_window="15m"), "outage_window must be seconds"),
     Case("op-jss-active-false-string", JOBS, "argument", "`SapJobSchedulingSetActiveOperator(active=\"false\")`",
          lambda env: jss_op(env, "active", job_id=5, active="false"), "a non-empty string counts as True"),
     Case("op-jss-job-id-abc", JOBS, "argument", "`SapJobSchedulingDeleteJobOperator(job_id=\"abc\")`",
