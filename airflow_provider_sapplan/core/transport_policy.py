@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,10 @@ class Step(enum.Enum):
     REFETCH_CSRF = "refetch_csrf"  #: fetch a new CSRF token, replay the request once
 
 
+MAX_TOKEN_RENEWALS = 3
+"""Token renewals one attempt may make when every replay meets a 401 with a token older than the first."""
+
+
 @dataclass
 class Exchange:
     """The decisions for one logical request, across its token/CSRF replays within one attempt.
@@ -84,12 +89,13 @@ class Exchange:
     client_cert: tuple[str, str] | None = None
     csrf_fetch: bool = False
     token: Token | None = field(default=None, repr=False)
-    renewed_token: bool = False
+    token_renewals: int = 0
+    first_rejection_at: float | None = None
     refetched_csrf: bool = False
 
     def attempt(self) -> Exchange:
         """The same request's decisions for a new attempt: one token renewal and one CSRF refetch each."""
-        return replace(self, token=None, renewed_token=False, refetched_csrf=False)
+        return replace(self, token=None, token_renewals=0, first_rejection_at=None, refetched_csrf=False)
 
     @property
     def needs_token(self) -> bool:
@@ -121,6 +127,19 @@ class Exchange:
         if csrf is not None:
             headers["X-CSRF-Token"] = csrf
         return headers
+
+    def _may_renew(self, rejected: Token) -> bool:
+        """Whether a 401 is worth a token renewal and replay rather than the final answer.
+
+        The first 401 is: the token was revoked or expired early. After that, only a token issued after
+        the first rejection is a verdict on the credentials; an older one (another hook's renewal, put in
+        the process-wide cache just before a tenant-wide invalidation) is just as dead, so it is renewed
+        again, at most :data:`MAX_TOKEN_RENEWALS` times per attempt.
+        """
+        if self.first_rejection_at is None:
+            self.first_rejection_at = time.time()
+            return True
+        return rejected.issued_at < self.first_rejection_at and self.token_renewals < MAX_TOKEN_RENEWALS
 
     def sent_credentials(self) -> list[str]:
         """What this request carried as credentials: auth headers, and a token request's whole body.
@@ -164,10 +183,9 @@ class Exchange:
             (a streamed download): then only its content type can reveal a login page.
         :param discard: releases the answer; called before any step other than :attr:`Step.RETURN`.
         """
-        if status == 401 and self.token is not None and not self.renewed_token:
-            # The token was revoked or expired early: renew once and replay.
+        if status == 401 and self.token is not None and self._may_renew(self.token):
             discard()
-            self.renewed_token = True
+            self.token_renewals += 1
             return Step.RENEW_TOKEN
         if (
             status == 403

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from airflow_provider_sapplan.core import async_http
 from airflow_provider_sapplan.core.async_http import AsyncHttpClient, close_shared_session
-from airflow_provider_sapplan.core.auth import Token, TokenRequest
+from airflow_provider_sapplan.core.auth import TOKEN_CACHE, Token, TokenRequest
 from airflow_provider_sapplan.core.http import ClientConfig
 from airflow_provider_sapplan.exceptions import AuthenticationError, NotFoundError, RateLimitedError
 
@@ -59,6 +59,9 @@ async def server() -> AsyncIterator[dict[str, Any]]:
                 return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "3"})
             if kind == "401":
                 return web.json_response({}, status=401)
+            if kind == "401, another token cached":  # another trigger renewed just before the rejection
+                TOKEN_CACHE.put(FakeAuth.cache_key, Token(value="t-other", expires_at=time.time() + 3600))
+                return web.json_response({}, status=401)
             if kind == "html":
                 return web.Response(text="<html><body>Sign in</body></html>", content_type="text/html")
             if kind == "404":
@@ -105,6 +108,21 @@ async def test_401_renews_once(server: dict[str, Any]) -> None:
     server["script"] = ["401"]
     assert await client(server, []).get_json("resource") == {"ok": True}
     assert server["calls"] == ["Bearer t1", "Bearer t2"]
+
+
+async def test_a_token_renewed_elsewhere_before_a_mass_invalidation_is_not_the_verdict(
+    server: dict[str, Any],
+) -> None:
+    """The soak's case: every token is invalidated while a wait polls, and just before, another trigger
+    put a token of its own in the shared cache. The replay gets that one, just as dead: renew again."""
+    TOKEN_CACHE.put(FakeAuth.cache_key, Token(value="t-mine", expires_at=time.time() + 3600))
+    server["script"] = ["401, another token cached", "401"]
+    try:
+        assert await client(server, []).get_json("resource") == {"ok": True}
+    finally:
+        TOKEN_CACHE.discard(FakeAuth.cache_key)
+    assert server["calls"] == ["Bearer t-mine", "Bearer t-other", "Bearer t1"]
+    assert server["tokens"] == 1
 
 
 async def test_token_shared_across_clients(server: dict[str, Any]) -> None:

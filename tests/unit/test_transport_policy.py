@@ -50,9 +50,36 @@ def test_401_renews_the_token_once_per_attempt() -> None:
     discarded: list[bool] = []
     assert judge(exchange, 401, discarded=discarded) is Step.RENEW_TOKEN
     assert discarded == [True]
+    exchange.headers(token=Token(value="renewed", expires_at=time.time() + 3600, issued_at=time.time() + 1))
     with pytest.raises(AuthenticationError):
         judge(exchange, 401)
     assert judge(exchange.attempt(), 200) is Step.RETURN
+
+
+def test_a_replayed_token_older_than_the_rejection_is_renewed_again() -> None:
+    """Tokens invalidated together (a tenant-wide logout, an IdP key roll): the cache may hand the replay
+    another process-wide token issued before the rejection, which is just as dead. Only a token issued
+    after the first rejection proves that the credentials themselves are refused."""
+    exchange = policy().exchange("GET", "https://h/api/x", idempotent=None).attempt()
+    exchange.headers(token=Token(value="t1", expires_at=time.time() + 3600, issued_at=time.time() - 60))
+    assert judge(exchange, 401) is Step.RENEW_TOKEN
+    other = Token(value="t-other", expires_at=time.time() + 3600, issued_at=time.time() - 30)
+    exchange.headers(token=other)
+    assert judge(exchange, 401) is Step.RENEW_TOKEN, "a token older than the 401 is no verdict"
+    exchange.headers(token=Token(value="t2", expires_at=time.time() + 3600, issued_at=time.time() + 1))
+    with pytest.raises(AuthenticationError):
+        judge(exchange, 401)
+
+
+def test_renewals_are_bounded_even_if_only_old_tokens_come_back() -> None:
+    exchange = policy().exchange("GET", "https://h/api/x", idempotent=None).attempt()
+    old = Token(value="t1", expires_at=time.time() + 3600, issued_at=time.time() - 60)
+    steps = []
+    with pytest.raises(AuthenticationError):
+        for _ in range(10):
+            exchange.headers(token=old)
+            steps.append(judge(exchange, 401))
+    assert steps == [Step.RENEW_TOKEN] * 3
 
 
 def test_403_with_csrf_required_refetches_once_and_only_with_a_fetch_path() -> None:
