@@ -187,17 +187,29 @@ def failure_cause(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, a
     logs = list((stack.home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt={attempt}.log"))
     if not logs:
         return "no log"
+    return last_error(logs[0].read_text(errors="replace"))[:220]
+
+
+_TRACEBACK_END = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt)): (.*)$")
+
+
+def last_error(log: str) -> str:
+    """The error a task try raised: Airflow 3's JSON log records (``error_detail``, outermost first) or the
+    last traceback line ``package.module.ExcType: message`` of Airflow 2's text log."""
     cause = "no error in the log"
-    for line in logs[0].read_text(errors="replace").splitlines():
+    for line in log.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
+            text = _TRACEBACK_END.match(line.strip())
+            if text:
+                cause = f"{text.group(1)}: {text.group(2)}"
             continue
         details = record.get("error_detail") if isinstance(record, dict) else None
         if details:
             last = details[0] if isinstance(details, list) else details  # the outermost: what the task raised
             cause = f"{last.get('exc_type')}: {last.get('exc_value')}" if isinstance(last, dict) else str(last)
-    return cause[:220]
+    return cause
 
 
 def cause_group(cause: str) -> str:
