@@ -16,7 +16,6 @@ tests/unit/test_secrets_repr.py (reprs, exception texts).
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import re
 import secrets
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+from tests.certificates import pem_key, self_signed
 
 MARKER = "S3CR3T"
 _FERNET_TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_\-]{40,}={0,2}")
@@ -213,27 +214,5 @@ def _as_bytes(value: Any) -> bytes:
 
 def key_and_cert(password: str | None) -> tuple[str, str, str]:
     """A self-signed certificate, its key (encrypted with ``password`` if given) and the key in clear."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secrets")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    plain = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-    stored = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), stored, plain
+    key, cert = self_signed("secrets")
+    return cert, pem_key(key, password), pem_key(key)

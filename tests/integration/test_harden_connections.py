@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from typing import Any
@@ -14,36 +13,16 @@ from airflow_provider_sapplan.exceptions import AuthenticationError
 from airflow_provider_sapplan.hooks.anaplan import AnaplanHook
 from airflow_provider_sapplan.hooks.sap_job_scheduling import SapJobSchedulingHook
 from airflow_provider_sapplan.sandbox import SandboxServer
+from tests.certificates import pem_key, self_signed
 
 TEMP_ID = "FFtFoykL"
 
 
 def _pems() -> tuple[str, str, str]:
     """One certificate, its key, and an unrelated key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    def pem_key(key: Any) -> str:
-        return key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-
-    key, other = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
-    name = x509.Name([x509.NameAttribute(NameOID.EMAIL_ADDRESS, "integration@example.com")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key(key), pem_key(other)
+    key, cert = self_signed(None, email="integration@example.com")
+    other, _ = self_signed()
+    return cert, pem_key(key), pem_key(other)
 
 
 def _anaplan_conn(live: SandboxServer, conn_id: str, **extra: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import os
 import struct
 import time
@@ -11,12 +10,11 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from airflow_provider_sapplan.sandbox import SandboxServer
+from tests.certificates import self_signed
 
 from .conftest import AnaplanClient
 
@@ -24,23 +22,8 @@ from .conftest import AnaplanClient
 @pytest.fixture(scope="module")
 def certificate() -> tuple[rsa.RSAPrivateKey, bytes]:
     """A self-signed RSA certificate (PEM) and its private key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "Sandbox Integration"),
-         x509.NameAttribute(NameOID.EMAIL_ADDRESS, "integration@example.com")]
-    )  # fmt: skip
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM)
+    key, cert = self_signed("Sandbox Integration", email="integration@example.com")
+    return key, cert.encode()
 
 
 def _payload(key: rsa.RSAPrivateKey, data: bytes, v2: bool) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from airflow_provider_sapplan.hooks.anaplan import (
     task_request_body,
 )
 from airflow_provider_sapplan.jobs.anaplan import task_outcome
+from tests.certificates import pem_key, self_signed
 from tests.conftest import ANAPLAN_API, ANAPLAN_AUTH, MODEL, WORKSPACE, set_connection
 
 MODEL_URL = f"{ANAPLAN_API}/workspaces/{WORKSPACE}/models/{MODEL}"
@@ -151,30 +152,11 @@ def test_bad_credentials_name_the_fix(anaplan_conn: str, requests_mock: Any, sle
 
 
 def test_certificate_auth_v2_payload(monkeypatch: pytest.MonkeyPatch, requests_mock: Any) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "integration")])
-    import datetime
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    key, cert_pem = self_signed("integration")
+    key_pem = pem_key(key)
     set_connection(
         monkeypatch,
         "anaplan_cert",

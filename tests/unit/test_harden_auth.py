@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import time
 from typing import Any
@@ -24,6 +23,7 @@ from airflow_provider_sapplan.hooks.sap_job_scheduling import (
     ServiceKey,
     XsuaaClientCredentials,
 )
+from tests.certificates import pem_key, self_signed
 from tests.conftest import ANAPLAN_API, ANAPLAN_AUTH, set_connection
 
 AUTH_URL = f"{ANAPLAN_AUTH}/token/authenticate"
@@ -32,29 +32,8 @@ CERT_URL = "https://tenant.authentication.cert.test"
 
 
 def _key_and_cert(common_name: str = "svc") -> tuple[Any, str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return key, cert_pem, key_pem
+    key, cert_pem = self_signed(common_name)
+    return key, cert_pem, pem_key(key)
 
 
 @pytest.fixture(scope="module")
